@@ -1,0 +1,78 @@
+"""Side-by-side benchmark: NumNet's default run against the tutorial recipe it replaces.
+
+    python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2]
+
+Runs each command as its own process, one after another in this one session (the machine is
+shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
+wall time from process start to exit, peak RSS, test accuracy, and NumNet's steady training
+throughput. The tutorial is ../shared/bench/seed_recipe.py (Keras defaults: batch 32, Adam 1e-3).
+Not collected by pytest: it is a measurement, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Run `cmd`; return wall seconds, peak RSS in MB, and its stdout."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"benchmark: {' '.join(cmd)} failed")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def tutorial(recipe: Path, data: str, arch: str, epochs: int) -> dict:
+    wall, rss, out = timed([sys.executable, str(recipe), data, arch, str(epochs)])
+    acc = float(re.search(r"test_acc=([\d.]+)", out).group(1))
+    return {"name": f"tutorial `{arch} {epochs}`", "wall": wall, "rss": rss, "acc": acc, "sps": None}
+
+
+def numnet(data: str, seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "num_net.py", "--data", data, "--no-show", "--seed", str(seed),
+               "--model", f"{tmp}/m.keras", "--out-dir", tmp]
+        wall, rss, _ = timed(cmd)
+        metrics = json.loads(Path(tmp, "metrics.json").read_text())
+    return {"name": f"NumNet seed {seed}", "wall": wall, "rss": rss, "acc": metrics["test_accuracy"],
+            "sps": metrics["samples_per_second"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
+    parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
+    rows += [numnet(args.data, seed) for seed in args.seeds]
+    base = rows[0]["wall"]
+    print("| run | wall s | vs tutorial `one 10` | peak RSS MB | test accuracy | train samples/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        sps = f"{r['sps']:,}" if r["sps"] else "-"
+        print(f"| {r['name']} | {r['wall']:.1f} | {r['wall'] / base:.2f}x | {r['rss']:.0f} | {r['acc']:.2%} | {sps} |")
+    ours = [r for r in rows if r["sps"]]
+    accs = [r["acc"] for r in ours]
+    print(f"\nNumNet: mean test accuracy {statistics.mean(accs):.2%}, min {min(accs):.2%}; "
+          f"mean wall {statistics.mean(r['wall'] for r in ours) / base:.2f}x the tutorial `one 10`")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

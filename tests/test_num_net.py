@@ -1,0 +1,267 @@
+"""Tests for num_net.py: loaders, model, the train/evaluate commands, and real-MNIST gates."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import num_net
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def synthetic_arrays(n_train: int = 600, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """Tiny learnable MNIST-shaped data: digit d is a bright bar in row band d, plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+        for i, d in enumerate(y):
+            x[i, 3 + 2 * d : 5 + 2 * d, 4:24] = 255
+        return x, y
+
+    x_train, y_train = make(n_train)
+    x_test, y_test = make(n_test)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    magic = 0x00000800 | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+
+
+@pytest.fixture
+def arrays():
+    return synthetic_arrays()
+
+
+@pytest.fixture
+def npz_path(tmp_path, arrays):
+    path = tmp_path / "tiny.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def real_data_path() -> Path:
+    """The real MNIST from NUMNET_DATA: required in CI, skipped (with the reason) elsewhere."""
+    value = os.environ.get("NUMNET_DATA")
+    if value and Path(value).exists():
+        return Path(value)
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the real-MNIST tests: NUMNET_DATA={value!r} does not exist")
+    pytest.skip("set NUMNET_DATA to a local MNIST (.npz or IDX folder) to run real-data tests")
+
+
+@pytest.fixture(scope="module")
+def real_dataset():
+    return num_net.load_dataset(str(real_data_path()))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One end-to-end `train` on synthetic data, shared by the tests that inspect its outputs."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    np.savez(root / "tiny.npz", **synthetic_arrays())
+    model, out = root / "model.keras", root / "out"
+    args = ["train", "--data", str(root / "tiny.npz"), "--epochs", "3", "--batch-size", "64"]
+    code = num_net.main([*args, "--model", str(model), "--out-dir", str(out), "--no-show"])
+    return {"code": code, "root": root, "model": model, "out": out, "args": args}
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_npz_loader_reads_keras_layout(npz_path, arrays):
+    ds = num_net.load_dataset(str(npz_path))
+    np.testing.assert_array_equal(ds.x_train, arrays["x_train"])
+    np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
+    assert not ds.canonical and "custom data" in ds.describe()
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["gzip", "raw"])
+def test_idx_folder_loader(tmp_path, arrays, compress):
+    for key, name in num_net.IDX_FILES.items():
+        write_idx(tmp_path / (name + (".gz" if compress else "")), arrays[key], compress)
+    ds = num_net.load_dataset(str(tmp_path))
+    for key in num_net.SPLITS:
+        np.testing.assert_array_equal(getattr(ds, key), arrays[key])
+
+
+def test_idx_rejects_bad_magic_and_truncation(tmp_path, arrays):
+    path = tmp_path / "images"
+    write_idx(path, arrays["x_test"], compress=False)
+    data = path.read_bytes()
+    path.write_bytes(b"\x00\x00\x09\x03" + data[4:])
+    with pytest.raises(num_net.UserError, match="magic"):
+        num_net.read_idx(path)
+    path.write_bytes(data[:-10])
+    with pytest.raises(num_net.UserError, match="payload"):
+        num_net.read_idx(path)
+
+
+def test_npz_missing_key_and_pickled_arrays_are_refused(tmp_path, arrays):
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, **{k: v for k, v in arrays.items() if k != "y_test"})
+    with pytest.raises(num_net.UserError, match="y_test"):
+        num_net.load_dataset(str(missing))
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{**arrays, "y_test": np.array([object()] * 3, dtype=object)})
+    with pytest.raises(num_net.UserError, match="pickled"):
+        num_net.load_dataset(str(pickled))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"y_train": np.full(600, 10, np.uint8)}, "outside 0-9"),
+        ({"y_test": np.zeros(99, np.uint8)}, "100 test images but 99 labels"),
+        ({"x_train": np.zeros((600, 28, 28), np.float32)}, "uint8"),
+        ({"x_test": np.zeros((100, 32, 32), np.uint8)}, r"\(N, 28, 28\)"),
+    ],
+)
+def test_bad_arrays_are_refused(arrays, change, message):
+    with pytest.raises(num_net.UserError, match=message):
+        num_net.check_arrays({**arrays, **change}, "test.npz")
+
+
+def test_normalize_maps_uint8_to_unit_float32():
+    x = num_net.normalize(np.array([[0, 51, 255]], np.uint8))
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, [[0.0, 0.2, 1.0]])
+
+
+# ---------------------------------------------------------------- model
+
+
+def test_architecture_is_exactly_numnet():
+    model = num_net.build_model()
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    assert [layer.__class__.__name__ for layer in model.layers] == ["Flatten", "Dense", "Dense", "Dense"]
+    assert [layer.units for layer in dense] == [128, 128, 10]
+    assert [layer.activation.__name__ for layer in dense] == ["relu", "relu", "softmax"]
+    assert model.count_params() == 118_282
+    assert tuple(model.input_shape) == (None, 28, 28)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def test_train_end_to_end_writes_model_metrics_and_plot(tiny_run):
+    assert tiny_run["code"] == 0
+    model = num_net.load_model(tiny_run["model"])
+    assert model.count_params() == 118_282
+    metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "val_accuracy", "epochs", "train_seconds",
+                "samples_per_second", "seed", "data", "tensorflow", "keras"):
+        assert key in metrics, key
+    assert metrics["epochs"] == 3 and metrics["seed"] == 0
+    assert metrics["test_accuracy"] > 0.5  # the bars are easy; chance is 0.1
+    assert len(metrics["history"]["val_accuracy"]) == 3
+    assert (tiny_run["out"] / "predictions.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert not list(tiny_run["root"].rglob("*.tmp*")), "temporary files left behind"
+
+
+def test_evaluate_scores_the_saved_model_like_train_did(tiny_run, capsys):
+    out = tiny_run["root"] / "eval_out"
+    data = tiny_run["args"][2]
+    code = num_net.main(["evaluate", "--data", data, "--model", str(tiny_run["model"]), "--out-dir", str(out),
+                         "--no-show"])
+    assert code == 0
+    trained = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["test_accuracy"] == pytest.approx(trained["test_accuracy"])
+    assert f"{trained['test_accuracy']:.2%}" in capsys.readouterr().out
+    assert (out / "predictions.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_same_seed_gives_same_result(tiny_run, tmp_path):
+    out = tmp_path / "again"
+    code = num_net.main([*tiny_run["args"], "--model", str(tmp_path / "m.keras"), "--out-dir", str(out), "--no-show"])
+    assert code == 0
+    first = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    second = json.loads((out / "metrics.json").read_text())
+    assert second["test_accuracy"] == first["test_accuracy"]
+    assert second["test_loss"] == first["test_loss"]
+
+
+def test_no_command_means_train_and_help_shows_defaults(capsys):
+    assert num_net.parse_args([]).command == "train"
+    assert num_net.parse_args(["--epochs", "2"]).epochs == 2
+    with pytest.raises(SystemExit) as exit_info:
+        num_net.main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"(default: {num_net.TrainConfig().epochs})" in text and "handwritten.keras" in text
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--batch-size", "-1"], ["--validation-split", "1.5"]])
+def test_out_of_range_flags_are_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        num_net.main(["train", *flags])
+    assert exit_info.value.code == 2
+    assert flags[0] in capsys.readouterr().err
+
+
+def test_missing_data_is_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "nope.npz"
+    assert num_net.main(["train", "--data", str(missing), "--out-dir", str(tmp_path), "--no-show"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0] and "Traceback" not in err[0]
+
+
+def test_missing_model_is_one_line_error(tmp_path, npz_path, capsys):
+    missing = tmp_path / "none.keras"
+    code = num_net.main(["evaluate", "--data", str(npz_path), "--model", str(missing), "--out-dir", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0]
+
+
+def test_failed_download_points_to_data_flag(monkeypatch):
+    keras = num_net.import_keras()
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(num_net.UserError, match="--data"):
+        num_net.load_dataset(None)
+
+
+# ---------------------------------------------------------------- real MNIST
+
+
+def test_real_mnist_is_recognised_as_canonical(real_dataset):
+    assert real_dataset.canonical
+    assert real_dataset.x_train.shape == (60000, 28, 28) and real_dataset.x_test.shape == (10000, 28, 28)
+
+
+def test_real_mnist_short_run_reaches_96_percent(real_dataset, tmp_path):
+    num_net.import_keras().utils.set_random_seed(0)
+    model = num_net.build_model()
+    cfg = num_net.TrainConfig(epochs=2, batch_size=128, seed=0)
+    num_net.train(model, num_net.normalize(real_dataset.x_train), real_dataset.y_train, cfg, verbose=0)
+    result = num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)
+    assert result["accuracy"] >= 0.96
+
+
+def test_committed_model_scores_its_readme_figure(real_dataset):
+    readme = (ROOT / "README.md").read_text()
+    figure = re.search(r"committed `handwritten.keras` scores \*\*(\d+\.\d+)%\*\*", readme)
+    assert figure, "README must state the committed model's test accuracy"
+    model = num_net.load_model(ROOT / "handwritten.keras")
+    result = num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)
+    assert f"{result['accuracy'] * 100:.2f}" == figure.group(1)
