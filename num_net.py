@@ -50,6 +50,11 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 SHIFT_GROUP = 64  # training images per shared random shift (see training_batches)
+EVALUATE_OUTPUTS = ("metrics.json", "predictions.png", "confusion.png", "mistakes.png")
+TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, "history.png")
+# One look for every figure: readable at 100% zoom.
+FIGURE_STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "figure.titlesize": 13,
+                "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "gray_r"}
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # images (3 dims), labels (1 dim); uint8 payload
 
 
@@ -381,6 +386,47 @@ def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
     }
 
 
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """10x10 counts: row = true digit, column = predicted digit (TensorFlow's own op)."""
+    import tensorflow as tf
+
+    return tf.math.confusion_matrix(labels, predicted, num_classes=NUM_CLASSES).numpy()
+
+
+def per_class_scores(confusion: np.ndarray) -> list[dict]:
+    """Precision, recall, F1 and support for each digit, from a confusion matrix."""
+    hits = np.diag(confusion).astype(float)
+    support, claimed = confusion.sum(axis=1), confusion.sum(axis=0)
+    precision = np.divide(hits, claimed, out=np.zeros_like(hits), where=claimed > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
+    return [
+        {"digit": d, "precision": float(precision[d]), "recall": float(recall[d]), "f1": float(f1[d]),
+         "support": int(support[d])}
+        for d in range(NUM_CLASSES)
+    ]
+
+
+def most_confident_mistakes(labels: np.ndarray, proba: np.ndarray, count: int) -> np.ndarray:
+    """Indices of wrong predictions, the most confident first."""
+    predicted = proba.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = proba[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")][:count]
+
+
+def format_report(per_class: list[dict], confusion: np.ndarray) -> str:
+    """The per-digit table and the confusion matrix as plain text."""
+    lines = ["digit  precision  recall     f1  support"]
+    lines += [f"{c['digit']:>5}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:.4f}  {c['support']:7d}"
+              for c in per_class]
+    lines += ["", "confusion matrix (rows: true digit, columns: predicted)"]
+    lines.append("      " + "".join(f"{d:>6}" for d in range(NUM_CLASSES)))
+    lines += [f"{d:>6}" + "".join(f"{n:>6}" for n in row) for d, row in enumerate(confusion)]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- files and plots
 
 
@@ -424,12 +470,13 @@ def pyplot(show: bool):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(FIGURE_STYLE)
     return plt
 
 
 def save_figure(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        fig.savefig(tmp, bbox_inches="tight")
     return path
 
 
@@ -473,6 +520,59 @@ def plot_predictions(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndar
     return fig
 
 
+def plot_history(plt, history: dict):
+    """Loss and accuracy per epoch, training and validation, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, history[metric], "o-", ms=3, label="training (shifted images)")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], "o-", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric.capitalize() + " per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("NumNet training history")
+    return fig
+
+
+def plot_confusion(plt, confusion: np.ndarray):
+    """The confusion matrix as a heatmap with the count in every cell."""
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(confusion, cmap="Blues", norm="log" if confusion.max() > 0 else None)
+    fig.colorbar(image, ax=ax, label="images (log scale)")
+    threshold = np.sqrt(max(confusion.max(), 1))  # mid-colour on the log scale
+    for (row, col), count in np.ndenumerate(confusion):
+        if count:
+            color = "white" if count > threshold else "black"
+            ax.text(col, row, str(count), ha="center", va="center", fontsize=9, color=color)
+    ax.set_xticks(range(NUM_CLASSES))
+    ax.set_yticks(range(NUM_CLASSES))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    accuracy = np.trace(confusion) / max(confusion.sum(), 1)
+    ax.set_title(f"Confusion matrix: {confusion.sum():,} test images, {accuracy:.2%} on the diagonal")
+    return fig
+
+
+def plot_mistakes(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray, count: int = 24):
+    """The most confidently wrong test images, each with true digit, prediction and probability."""
+    picks = most_confident_mistakes(labels, proba, count)
+    cols = 8
+    rows = max(1, -(-len(picks) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, picks):
+        guess = int(proba[i].argmax())
+        ax.imshow(images[i])
+        ax.set_title(f"true {labels[i]}\nsaid {guess} ({proba[i, guess]:.0%})", color="tab:red", fontsize=10)
+    title = f"The {len(picks)} most confident mistakes" if len(picks) else "No mistakes on the test set"
+    fig.suptitle(title)
+    return fig
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -484,10 +584,23 @@ def library_versions() -> dict:
 
 
 def report(plt, ds: Dataset, model, out_dir: Path) -> dict:
-    """Evaluate on the test set, save predictions.png, return the test metrics."""
+    """Evaluate on the test set; save predictions, confusion and mistakes figures; return the metrics."""
     result = evaluate(model, normalize(ds.x_test), ds.y_test)
-    save_figure(plot_predictions(plt, ds.x_test, ds.y_test, result["proba"]), out_dir / "predictions.png")
-    return {"test_accuracy": result["accuracy"], "test_loss": result["loss"]}
+    proba = result["proba"]
+    confusion = confusion_matrix(ds.y_test, proba.argmax(axis=1))
+    save_figure(plot_predictions(plt, ds.x_test, ds.y_test, proba), out_dir / "predictions.png")
+    save_figure(plot_confusion(plt, confusion), out_dir / "confusion.png")
+    save_figure(plot_mistakes(plt, ds.x_test, ds.y_test, proba), out_dir / "mistakes.png")
+    return {
+        "test_accuracy": result["accuracy"],
+        "test_loss": result["loss"],
+        "per_class": per_class_scores(confusion),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def saved_list(out_dir: Path, names: Sequence[str]) -> str:
+    return ", ".join(str(out_dir / name) for name in names)
 
 
 def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
@@ -498,6 +611,7 @@ def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
     fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2)
     save_model(model, run.model)
     plt = pyplot(run.show)
+    save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
     test = report(plt, ds, model, run.out_dir)
     metrics = {
         **test,
@@ -521,7 +635,7 @@ def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
         f"test {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f})\n"
         f"trained {cfg.epochs} epochs in {metrics['train_seconds']:.1f} s, "
         f"{metrics['samples_per_second']:,} samples/s\n"
-        f"saved {run.model}, {run.out_dir / 'metrics.json'}, {run.out_dir / 'predictions.png'}"
+        f"saved {run.model}, {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
     )
     show_figures(plt)
     return 0
@@ -535,8 +649,9 @@ def cmd_evaluate(run: RunConfig) -> int:
     test = report(plt, ds, model, run.out_dir)
     metrics = {**test, "data": ds.describe(), "canonical_mnist": ds.canonical, "model": str(run.model)}
     save_json({**metrics, **library_versions()}, run.out_dir / "metrics.json")
+    print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
     print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
-    print(f"saved {run.out_dir / 'metrics.json'}, {run.out_dir / 'predictions.png'}")
+    print(f"saved {saved_list(run.out_dir, EVALUATE_OUTPUTS)}")
     show_figures(plt)
     return 0
 

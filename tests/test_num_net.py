@@ -183,8 +183,46 @@ def test_evaluate_scores_the_saved_model_like_train_did(tiny_run, capsys):
     trained = json.loads((tiny_run["out"] / "metrics.json").read_text())
     evaluated = json.loads((out / "metrics.json").read_text())
     assert evaluated["test_accuracy"] == pytest.approx(trained["test_accuracy"])
-    assert f"{trained['test_accuracy']:.2%}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{trained['test_accuracy']:.2%}" in printed
+    assert "precision" in printed and "confusion matrix" in printed
+    assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
     assert (out / "predictions.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_report_figures_are_written_headless(tiny_run):
+    for name in ("history.png", "confusion.png", "mistakes.png", "predictions.png"):
+        assert (tiny_run["out"] / name).read_bytes()[:8] == PNG_SIGNATURE, name
+
+
+def test_confusion_matrix_agrees_with_accuracy(tiny_run):
+    metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    confusion = np.array(metrics["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 100  # the synthetic test split
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(metrics["test_accuracy"])
+    assert [c["support"] for c in metrics["per_class"]] == confusion.sum(axis=1).tolist()
+    assert len(metrics["history"]["loss"]) == metrics["epochs"]
+
+
+def test_most_confident_mistakes_are_mistakes_in_confidence_order():
+    labels = np.array([0, 1, 2, 3])
+    proba = np.full((4, 10), 0.01)
+    proba[0, 0] = 0.9  # right
+    proba[1, 7] = 0.6  # wrong, less sure
+    proba[2, 5] = 0.95  # wrong, most sure
+    proba[3, 3] = 0.5  # right
+    picks = num_net.most_confident_mistakes(labels, proba, count=10)
+    assert picks.tolist() == [2, 1]
+    assert all(proba[i].argmax() != labels[i] for i in picks)
+
+
+def test_per_class_scores_from_a_known_matrix():
+    confusion = np.zeros((10, 10), int)
+    confusion[0, 0], confusion[0, 1], confusion[1, 1] = 8, 2, 10
+    scores = num_net.per_class_scores(confusion)
+    assert scores[0] == {"digit": 0, "precision": 1.0, "recall": 0.8, "f1": pytest.approx(8 / 9), "support": 10}
+    assert scores[1]["precision"] == pytest.approx(10 / 12) and scores[1]["recall"] == 1.0
+    assert scores[5] == {"digit": 5, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
 
 
 def test_same_seed_gives_same_result(tiny_run, tmp_path):
