@@ -12,8 +12,10 @@ The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(1
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import gzip
 import hashlib
 import json
@@ -35,6 +37,7 @@ HIDDEN_UNITS = (128, 128)
 DEFAULT_MODEL = Path("handwritten.keras")
 DEFAULT_OUT_DIR = Path("outputs")
 DATA_ENV = "NUMNET_DATA"
+COMMANDS = ("train", "evaluate", "predict")
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 # sha256 of each array's raw C-order bytes in the canonical MNIST release.
 MNIST_SHA256 = {
@@ -216,13 +219,231 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
+# ---------------------------------------------------------------- preprocessing (your own images)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+WORK_SIDE = 400  # images are shrunk to at most this many pixels a side before any other work
+DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
+MIN_CONTRAST = 0.08  # weaker ink than this (on a 0-1 scale) is a blank page
+TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Open any image Pillow reads as grayscale floats in [0, 1] (1 = white), downscaled early."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                img = flatten_alpha(img.convert("RGBA"))
+            img = img.convert("L")
+            img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+            return np.asarray(img, dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path}: image is too large to open safely ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable image ({exc})") from exc
+
+
+def flatten_alpha(rgba):
+    """Put a transparent drawing on a background that contrasts with its ink."""
+    from PIL import Image
+
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32)
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32)
+    ink = gray[alpha > 127]
+    background = 0 if ink.size and ink.mean() > 127 else 255
+    return Image.composite(rgba, Image.new("RGBA", rgba.size, (background,) * 3 + (255,)), rgba.getchannel("A"))
+
+
+def shrink(gray: np.ndarray, side: int = 48):
+    """A small Pillow copy of a grayscale page, for estimating its background cheaply."""
+    from PIL import Image
+
+    img = Image.fromarray((gray * 255).astype(np.uint8))
+    factor = side / max(img.size)
+    return img, img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.Resampling.BOX)
+
+
+def rank_filter(image: np.ndarray, size: int, reduce) -> np.ndarray:
+    """Square min or max filter (reduce = np.minimum or np.maximum), separably: rows, then columns."""
+    half = size // 2
+    padded = np.pad(image, half, mode="edge")
+    height, width = image.shape
+    rows = functools.reduce(reduce, [padded[i : i + height] for i in range(size)])
+    return functools.reduce(reduce, [rows[:, i : i + width] for i in range(size)])
+
+
+def smooth_background(img, small, dark_ink: bool) -> np.ndarray:
+    """The paper's own brightness without the strokes, at full size: a morphological closing
+    (dark ink) or opening (light ink) of the small copy, blurred, scaled back up."""
+    from PIL import Image, ImageFilter
+
+    first, second = (np.maximum, np.minimum) if dark_ink else (np.minimum, np.maximum)
+    closed = rank_filter(rank_filter(np.asarray(small), 9, first), 9, second)
+    small = Image.fromarray(closed).filter(ImageFilter.GaussianBlur(2))
+    return np.asarray(small.resize(img.size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile (0-1) of an array, by partial sort."""
+    flat = values.ravel()
+    k = min(int(q * (flat.size - 1) + 0.5), flat.size - 1)
+    return float(np.partition(flat, k)[k])
+
+
+def is_dark_ink(residual: np.ndarray) -> bool:
+    """Polarity: whether the strongest departures from the paper are darker than it."""
+    return -quantile(residual, 0.005) > quantile(residual, 0.995)
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Ink bright on black in [0, 1]: polarity decided from the data, uneven lighting removed."""
+    from PIL import ImageFilter
+
+    if min(gray.shape) < 32:  # already digit-sized: a flat background is assumed
+        residual = gray - np.median(gray)
+        dark = is_dark_ink(residual)
+    else:
+        img, small = shrink(gray)
+        blurred = small.filter(ImageFilter.GaussianBlur(max(small.size) / 6))
+        dark = is_dark_ink(np.asarray(small, np.float32) - np.asarray(blurred, np.float32))
+        residual = gray - smooth_background(img, small, dark)
+    ink = np.clip(-residual if dark else residual, 0, None)
+    peak = quantile(ink[::2, ::2], 0.999)
+    if peak < MIN_CONTRAST:
+        return np.zeros_like(ink)
+    return np.clip(ink / peak, 0, 1)
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """The threshold that best separates two brightness groups (Otsu's method)."""
+    bins = 64
+    hist = np.bincount(np.minimum((values.ravel() * bins).astype(np.int32), bins - 1), minlength=bins)
+    edges = np.arange(bins + 1) / bins
+    weight = np.cumsum(hist)
+    mean = np.cumsum(hist * edges[:-1])
+    total, total_mean = weight[-1], mean[-1]
+    between = (total_mean * weight - total * mean) ** 2 / np.maximum(weight * (total - weight), 1)
+    return float(edges[np.argmax(between) + 1])
+
+
+def ink_mask(ink: np.ndarray) -> np.ndarray:
+    """Where the strokes are; specks smaller than the strokes are opened away on large images."""
+    mask = ink > max(otsu_threshold(ink), 0.25)
+    if min(mask.shape) >= 100:
+        mask = rank_filter(rank_filter(mask, 3, np.minimum), 3, np.maximum)
+    return mask
+
+
+def digit_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (top, bottom, left, right) of the digits, left to right.
+
+    Digits are column runs of ink separated by empty columns; runs much lighter or shorter than
+    the main one are specks, not digits.
+    """
+    columns = mask.any(axis=0)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], columns.astype(np.int8), [0]])))
+    runs = list(zip(edges[::2], edges[1::2]))
+    boxes, masses = [], []
+    for left, right in runs:
+        rows = np.flatnonzero(mask[:, left:right].any(axis=1))
+        boxes.append((rows[0], rows[-1] + 1, left, right))
+        masses.append(mask[:, left:right].sum())
+    if not boxes:
+        return []
+    tallest = max(b[1] - b[0] for b in boxes)
+    heaviest = max(masses)
+    return [b for b, m in zip(boxes, masses) if m >= 0.15 * heaviest and b[1] - b[0] >= 0.4 * tallest]
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Average stroke width of a binary shape: its area over half its perimeter."""
+    area = mask.sum()
+    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    perimeter = area - inner.sum()
+    return float(2 * area / max(perimeter, 1))
+
+
+def fit_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One cropped digit -> MNIST's 28x28 uint8: fit in 20x20 keeping aspect, strokes thickened to
+    MNIST's width, centre of mass in the middle."""
+    from PIL import Image, ImageFilter
+
+    scale = DIGIT_BOX / max(ink.shape)
+    img = Image.fromarray((np.where(mask, ink, 0) * 255).astype(np.uint8))
+    width_in_box = stroke_width(mask) * scale
+    if width_in_box < TARGET_STROKE * 0.75:
+        # Thicken at 3x the final size, where one filter step is a third of a final pixel.
+        mid = 3 * DIGIT_BOX / max(ink.shape)
+        img = img.resize((max(1, round(img.width * mid)), max(1, round(img.height * mid))), Image.Resampling.BOX)
+        steps = int(np.clip(round((TARGET_STROKE - width_in_box) * 3 / 2), 1, 4))
+        for _ in range(steps):
+            img = img.filter(ImageFilter.MaxFilter(3))
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    patch = np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    patch = np.clip(patch / max(patch.max(), 1), 0, 1)
+    return centre_of_mass_frame(patch)
+
+
+def centre_of_mass_frame(patch: np.ndarray) -> np.ndarray:
+    """Place `patch` in a 28x28 frame with its centre of mass at the frame's centre."""
+    rows, cols = np.indices(patch.shape)
+    mass = max(patch.sum(), 1e-6)
+    com_r, com_c = (rows * patch).sum() / mass, (cols * patch).sum() / mass
+    top = int(round((IMAGE_SIZE - 1) / 2 - com_r))
+    left = int(round((IMAGE_SIZE - 1) / 2 - com_c))
+    top = min(max(top, 0), IMAGE_SIZE - patch.shape[0])
+    left = min(max(left, 0), IMAGE_SIZE - patch.shape[1])
+    frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    frame[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
+    return np.round(frame * 255).astype(np.uint8)
+
+
+def preprocess(gray: np.ndarray) -> list[np.ndarray]:
+    """A grayscale page (floats in [0, 1]) -> one MNIST-style 28x28 uint8 image per digit, left to
+    right; [] when no digit is found. Feed the result through normalize(), as training does."""
+    ink = ink_map(gray)
+    if not ink.any():
+        return []
+    mask = ink_mask(ink)
+    digits = []
+    for top, bottom, left, right in digit_boxes(mask):
+        sub_mask = mask[top:bottom, left:right]
+        digits.append(fit_digit(ink[top:bottom, left:right], sub_mask))
+    return digits
+
+
 # ---------------------------------------------------------------- model
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide what C++ libraries write to file descriptor 2 (TensorFlow's start-up banners ignore
+    TF_CPP_MIN_LOG_LEVEL), so a user's terminal shows NumNet's own messages only."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def import_keras():
     """Import Keras on the TensorFlow backend only when a command needs it (keeps --help instant)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "keras" not in sys.modules:
+        with native_stderr_silenced():
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.constant(0.0) + 1  # the first op prints one more banner
     import keras
 
     return keras
@@ -369,9 +590,12 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
     }
 
 
-def predict_proba(model, x: np.ndarray) -> np.ndarray:
-    """Class probabilities for normalized images, in batches."""
-    return np.asarray(model.predict(x, batch_size=2048, verbose=0))
+def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Class probabilities for normalized images: plain eager calls in chunks, which unlike
+    model.predict() trace no new graph for each new batch size."""
+    keras = import_keras()
+    parts = [keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
@@ -425,6 +649,73 @@ def format_report(per_class: list[dict], confusion: np.ndarray) -> str:
     lines.append("      " + "".join(f"{d:>6}" for d in range(NUM_CLASSES)))
     lines += [f"{d:>6}" + "".join(f"{n:>6}" for n in row) for d, row in enumerate(confusion)]
     return "\n".join(lines)
+
+
+def image_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to predict: each file as given, each folder's images sorted by name."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def read_digits(path: Path) -> dict:
+    """Load and preprocess one file: {'file', 'gray', 'digits'} or {'file', 'error'}."""
+    try:
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        gray = load_image(path)
+        digits = preprocess(gray)
+        if not digits:
+            raise UserError(f"{path}: no digit found (blank or empty page)")
+        return {"file": str(path), "gray": gray, "digits": digits}
+    except UserError as exc:
+        return {"file": str(path), "error": str(exc)}
+
+
+def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
+    order = np.argsort(-proba, kind="stable")[:k]
+    return [[int(d), round(float(proba[d]), 4)] for d in order]
+
+
+def describe_prediction(read: dict, proba: np.ndarray) -> dict:
+    """The JSON-ready answer for one file: a digit, or a number with a per-digit breakdown."""
+    per_digit = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 4), "top": top_k(p)} for p in proba]
+    if len(per_digit) == 1:
+        return {"file": read["file"], **per_digit[0]}
+    number = "".join(str(d["digit"]) for d in per_digit)
+    confidence = round(float(np.prod([d["confidence"] for d in per_digit])), 4)
+    return {"file": read["file"], "number": number, "confidence": confidence, "digits": per_digit}
+
+
+def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]:
+    """Predict every file in one batch; return JSON-ready results and the preprocessed reads."""
+    # Pillow's decoders and NumPy's loops release the GIL: threads use every core.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        reads = list(pool.map(read_digits, files))
+    batch = [d for r in reads for d in r.get("digits", [])]
+    proba = predict_proba(model, normalize(np.stack(batch))) if batch else np.zeros((0, NUM_CLASSES))
+    results, start = [], 0
+    for read in reads:
+        if "error" in read:
+            results.append({"file": read["file"], "error": read["error"]})
+            continue
+        read["proba"] = proba[start : start + len(read["digits"])]
+        start += len(read["digits"])
+        results.append(describe_prediction(read, read["proba"]))
+    return results, reads
+
+
+def format_prediction(result: dict) -> str:
+    """One line for a file's prediction."""
+    if "number" in result:
+        digits = ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in result["digits"])
+        return f"{result['file']}: number {result['number']} ({result['confidence']:.1%})  digits: {digits}"
+    top = " | ".join(f"{d} {p:.1%}" for d, p in result["top"])
+    return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})  top 3: {top}"
 
 
 # ---------------------------------------------------------------- files and plots
@@ -573,6 +864,36 @@ def plot_mistakes(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray
     return fig
 
 
+def plot_predict(plt, reads: list[dict], count: int = 36):
+    """Per image: the original, the 28x28 the network saw, and its probabilities."""
+    shown = [r for r in reads if "proba" in r][:count]
+    fig, axes = plt.subplots(len(shown), 3, figsize=(9, 2.1 * len(shown)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.2, 1.2, 2]})
+    for (original, seen, bars), read in zip(axes, shown):
+        original.imshow(read["gray"], cmap="gray", vmin=0, vmax=1)
+        original.set_title(Path(read["file"]).name, fontsize=9)
+        seen.imshow(np.concatenate(read["digits"], axis=1), cmap="gray", vmin=0, vmax=255)
+        answer = "".join(str(int(p.argmax())) for p in read["proba"])
+        seen.set_title(f"network input -> {answer}")
+        for ax in (original, seen):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if len(read["proba"]) == 1:
+            proba = read["proba"][0]
+            bars.bar(range(NUM_CLASSES), proba, color=["tab:red" if d == proba.argmax() else "tab:blue" for d in range(10)])
+            bars.set_xticks(range(NUM_CLASSES))
+            bars.set_title("probability of each digit")
+        else:  # a number: how sure the network is of each of its digits
+            bars.bar(range(len(answer)), read["proba"].max(axis=1), color="tab:red")
+            bars.set_xticks(range(len(answer)), list(answer))
+            bars.set_title("probability of each digit read")
+        bars.set_ylim(0, 1)
+        bars.set_ylabel("probability")
+    fig.suptitle("NumNet predictions on your images")
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -656,6 +977,26 @@ def cmd_evaluate(run: RunConfig) -> int:
     return 0
 
 
+def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
+    model = load_model(run.model)
+    files = image_files(paths)
+    if not files:
+        raise UserError(f"{', '.join(map(str, paths))}: no image files found")
+    results, reads = predict_files(model, files)
+    for result in results:
+        if "error" in result:
+            print(f"num_net: error: {result['error']}", file=sys.stderr)
+        elif not as_json:
+            print(format_prediction(result))
+    if as_json:
+        print(json.dumps(results, indent=2))
+    if any("proba" in r for r in reads):
+        plt = pyplot(run.show)
+        save_figure(plot_predict(plt, reads), run.out_dir / "predict.png")
+        show_figures(plt)
+    return 1 if any("error" in r for r in results) else 0
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -704,19 +1045,25 @@ def build_parser() -> argparse.ArgumentParser:
     train_p.add_argument("--seed", type=int, default=defaults.seed, help="same seed, same model (on one machine)")
     eval_p = commands.add_parser("evaluate", help="score a saved model on the test set", formatter_class=fmt)
     add_common_flags(eval_p)
+    predict_p = commands.add_parser("predict", help="read digits in your own images", formatter_class=fmt)
+    predict_p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of them")
+    predict_p.add_argument("--json", action="store_true", help="print one JSON array instead of lines")
+    add_common_flags(predict_p, data=False)
     return parser
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_parser()
     argv = list(argv)
-    if not argv or (argv[0] not in {"train", "evaluate"} and argv[0] not in {"-h", "--help"}):
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}):
         argv = ["train", *argv]  # plain `python num_net.py [flags]` trains
     return parser.parse_args(argv)
 
 
 def run_command(args: argparse.Namespace) -> int:
-    run = RunConfig(data=args.data, model=args.model, out_dir=args.out_dir, show=not args.no_show)
+    run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=args.out_dir, show=not args.no_show)
+    if args.command == "predict":
+        return cmd_predict(run, args.paths, args.json)
     if args.command == "train":
         cfg = TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed
