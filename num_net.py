@@ -22,8 +22,11 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 import traceback
+import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -116,6 +119,8 @@ def _sha256(array: np.ndarray) -> str:
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Read a Keras-layout mnist.npz; pickled object arrays are refused, never unpickled."""
+    if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
+        raise UserError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in SPLITS if k not in npz.files]
@@ -233,7 +238,8 @@ def load_image(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings(), Image.open(path) as img:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large photos are shrunk at once
             img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
@@ -463,11 +469,16 @@ def load_model(path: Path):
     keras = import_keras()
     if not path.is_file():
         raise UserError(f"{path}: model file not found (train one with `python num_net.py train`)")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a .keras model file (not a zip archive)")
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)  # never unsafe
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a loadable Keras model ({reason})") from exc
+        if "safe_mode" in reason:
+            raise UserError(f"{path}: refused: the model carries Python code (e.g. a Lambda layer), "
+                            "which NumNet never loads") from exc
+        raise UserError(f"{path}: not a loadable Keras model ({reason[:200]})") from exc
     in_shape, out_shape = tuple(model.input_shape)[1:], tuple(model.output_shape)[1:]
     if in_shape != (IMAGE_SIZE, IMAGE_SIZE) or out_shape != (NUM_CLASSES,):
         raise UserError(f"{path}: not a NumNet model (takes {in_shape}, outputs {out_shape}; need (28, 28) -> (10,))")
@@ -732,6 +743,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, permissions changed mid-run, ...
+        raise UserError(f"{path}: could not write ({exc.strerror or exc}); the previous file is untouched") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -924,6 +937,38 @@ def saved_list(out_dir: Path, names: Sequence[str]) -> str:
     return ", ".join(str(out_dir / name) for name in names)
 
 
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Create `folder` if needed and make sure files can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot create the {what} folder ({exc.strerror or exc})") from exc
+    try:  # a real write: permission bits say nothing for root or read-only mounts
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"{folder}: the {what} folder is not writable ({exc.strerror or exc})") from exc
+
+
+def preflight(run: RunConfig, writes_model: bool) -> None:
+    """Check every path a command will use before any slow work starts."""
+    if run.data is not None:
+        data = Path(run.data)
+        if not data.exists():
+            raise UserError(f"{data}: no such file or folder")
+        if not os.access(data, os.R_OK):
+            raise UserError(f"{data}: not readable")
+    check_writable_folder(run.out_dir, "output")
+    if writes_model:
+        if run.model.suffix != ".keras":
+            raise UserError(f"{run.model}: the model file name must end in .keras")
+        if run.model.is_dir():
+            raise UserError(f"{run.model}: is a folder, not a model file")
+        check_writable_folder(run.model.parent, "model")
+    elif not run.model.is_file():
+        raise UserError(f"{run.model}: model file not found (train one with `python num_net.py train`)")
+
+
 def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
     ds = load_dataset(run.data)
     print(f"data: {ds.describe()}", file=sys.stderr)
@@ -1062,6 +1107,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def run_command(args: argparse.Namespace) -> int:
     run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=args.out_dir, show=not args.no_show)
+    preflight(run, writes_model=args.command == "train")
     if args.command == "predict":
         return cmd_predict(run, args.paths, args.json)
     if args.command == "train":
