@@ -40,7 +40,7 @@ HIDDEN_UNITS = (128, 128)
 DEFAULT_MODEL = Path("handwritten.keras")
 DEFAULT_OUT_DIR = Path("outputs")
 DATA_ENV = "NUMNET_DATA"
-COMMANDS = ("train", "evaluate", "predict")
+COMMANDS = ("train", "evaluate", "predict", "draw")
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 # sha256 of each array's raw C-order bytes in the canonical MNIST release.
 MNIST_SHA256 = {
@@ -907,6 +907,146 @@ def plot_predict(plt, reads: list[dict], count: int = 36):
     return fig
 
 
+# ---------------------------------------------------------------- draw: a live canvas
+
+
+class DrawPad:
+    """A Matplotlib window to draw digits in, with the network's live answer beside it.
+
+    Mouse drag paints with a round brush; every change re-runs predict's preprocessing and the
+    network. `c` or the Clear button clears, `q` quits. Each finished stroke prints one line.
+    """
+
+    SIZE = 280  # canvas pixels a side: 10x MNIST
+    BRUSH = 11.0  # brush radius in canvas pixels
+
+    def __init__(self, plt, model, out=sys.stdout):
+        from matplotlib.widgets import Button
+
+        self.model, self.out, self.plt = model, out, plt
+        self.ink = np.zeros((self.SIZE, self.SIZE), np.float32)
+        self.last: tuple[float, float] | None = None
+        self.proba = np.zeros(NUM_CLASSES)
+        self.fig = plt.figure(figsize=(10, 5.2))
+        if self.fig.canvas.manager is not None:
+            self.fig.canvas.manager.set_window_title("NumNet: draw a digit")
+        grid = self.fig.add_gridspec(2, 2, width_ratios=[1.25, 1], height_ratios=[1, 1])
+        self.ax_canvas = self.fig.add_subplot(grid[:, 0])
+        self.ax_seen = self.fig.add_subplot(grid[0, 1])
+        self.ax_bars = self.fig.add_subplot(grid[1, 1])
+        self.canvas_image = self.ax_canvas.imshow(self.ink, cmap="gray", vmin=0, vmax=1)
+        self.seen_image = self.ax_seen.imshow(np.zeros((IMAGE_SIZE, IMAGE_SIZE)), cmap="gray", vmin=0, vmax=255)
+        self.bars = self.ax_bars.bar(range(NUM_CLASSES), self.proba, color="tab:blue")
+        self.answer = self.fig.text(0.93, 0.72, "", fontsize=40, ha="center", va="center", weight="bold")
+        self._style_axes()
+        self.clear_button = Button(self.fig.add_axes((0.02, 0.02, 0.1, 0.06)), "Clear")
+        self.clear_button.on_clicked(lambda _event: self.clear())
+        for name, handler in (("button_press_event", self.on_press), ("motion_notify_event", self.on_move),
+                              ("button_release_event", self.on_release), ("key_press_event", self.on_key),
+                              ("draw_event", self.on_draw)):
+            self.fig.canvas.mpl_connect(name, handler)
+        # Blitting: a full redraw of the figure takes ~60 ms; repainting only the parts that change
+        # keeps each update well under the 50 ms a mouse move may take.
+        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer]
+        for artist in self.live:
+            artist.set_animated(True)
+        self.background = None
+        self.refresh()
+
+    def _style_axes(self) -> None:
+        self.ax_canvas.set_title("draw a digit here (c: clear, q: quit)")
+        self.ax_seen.set_title("what the network sees (28x28)")
+        self.ax_bars.set_title("probability of each digit")
+        self.ax_bars.set_ylim(0, 1)
+        self.ax_bars.set_xticks(range(NUM_CLASSES))
+        for ax in (self.ax_canvas, self.ax_seen):
+            ax.set_xticks([])
+            ax.set_yticks([])
+
+    def paint(self, x: float, y: float) -> None:
+        """Stamp the brush along the segment from the last point to (x, y), in canvas pixels."""
+        x0, y0 = self.last if self.last is not None else (x, y)
+        steps = max(1, int(np.hypot(x - x0, y - y0) / (self.BRUSH / 3)))
+        rows, cols = np.ogrid[: self.SIZE, : self.SIZE]
+        for t in np.linspace(0, 1, steps + 1):
+            cx, cy = x0 + t * (x - x0), y0 + t * (y - y0)
+            # soft edge, one pixel wide, like a pen on paper rather than a hard stamp
+            self.ink = np.maximum(self.ink, np.clip(self.BRUSH - np.hypot(cols - cx, rows - cy), 0, 1))
+        self.last = (x, y)
+
+    def predict(self) -> list[np.ndarray]:
+        """Preprocess the canvas exactly like `predict` does and run the network."""
+        digits = preprocess(self.ink)
+        self.proba = predict_proba(self.model, normalize(np.stack(digits))) if digits else np.zeros((0, NUM_CLASSES))
+        return digits
+
+    def refresh(self) -> None:
+        digits = self.predict()
+        self.canvas_image.set_data(self.ink)
+        self.seen_image.set_data(np.concatenate(digits, axis=1) if digits else np.zeros((IMAGE_SIZE, IMAGE_SIZE)))
+        self.seen_image.set_extent((-0.5, IMAGE_SIZE * max(len(digits), 1) - 0.5, IMAGE_SIZE - 0.5, -0.5))
+        last = self.proba[-1] if len(self.proba) else np.zeros(NUM_CLASSES)
+        for d, bar in enumerate(self.bars):
+            bar.set_height(last[d])
+            bar.set_color("tab:red" if len(self.proba) and d == last.argmax() else "tab:blue")
+        self.answer.set_text(self.reading() or "?")
+        self.blit()
+
+    def on_draw(self, event) -> None:
+        """After a full redraw (first show, resize), keep the static parts to blit onto."""
+        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        for artist in self.live:
+            self.fig.draw_artist(artist)
+
+    def blit(self) -> None:
+        canvas = self.fig.canvas
+        if self.background is None:
+            canvas.draw_idle()
+            return
+        canvas.restore_region(self.background)
+        for artist in self.live:
+            self.fig.draw_artist(artist)
+        canvas.blit(self.fig.bbox)
+
+    def reading(self) -> str:
+        return "".join(str(int(p.argmax())) for p in self.proba)
+
+    def summary(self) -> str:
+        """The one-line answer printed when a stroke ends."""
+        if not len(self.proba):
+            return "digit=none"
+        confidence = float(np.prod(self.proba.max(axis=1)))
+        key = "digit" if len(self.proba) == 1 else "number"
+        return f"{key}={self.reading()} confidence={confidence:.3f}"
+
+    def clear(self) -> None:
+        self.ink[:] = 0
+        self.last = None
+        self.refresh()
+
+    def on_press(self, event) -> None:
+        if event.inaxes is self.ax_canvas and event.button == 1:
+            self.last = None
+            self.paint(event.xdata, event.ydata)
+            self.refresh()
+
+    def on_move(self, event) -> None:
+        if self.last is not None and event.inaxes is self.ax_canvas and event.xdata is not None:
+            self.paint(event.xdata, event.ydata)
+            self.refresh()
+
+    def on_release(self, event) -> None:
+        if self.last is not None:
+            self.last = None
+            print(self.summary(), file=self.out, flush=True)
+
+    def on_key(self, event) -> None:
+        if event.key == "c":
+            self.clear()
+        elif event.key == "q":
+            self.plt.close(self.fig)
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -1042,6 +1182,23 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
+def cmd_draw(run: RunConfig) -> int:
+    model = load_model(run.model)
+    if not display_available():
+        print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
+              "use `predict` on an image file instead", file=sys.stderr)
+        return 2
+    plt = pyplot(True)
+    if plt.get_backend().lower() == "agg":
+        print("num_net: error: draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
+              "install Tk or PySide6, or set MPLBACKEND", file=sys.stderr)
+        return 2
+    pad = DrawPad(plt, model)
+    plt.show()
+    plt.close(pad.fig)
+    return 0
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -1094,6 +1251,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict_p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of them")
     predict_p.add_argument("--json", action="store_true", help="print one JSON array instead of lines")
     add_common_flags(predict_p, data=False)
+    draw_p = commands.add_parser("draw", help="draw a digit with the mouse and watch the prediction",
+                                 formatter_class=fmt)
+    draw_p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
+    draw_p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     return parser
 
 
@@ -1106,7 +1267,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=args.out_dir, show=not args.no_show)
+    out_dir, show = getattr(args, "out_dir", DEFAULT_OUT_DIR), not getattr(args, "no_show", False)
+    run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=out_dir, show=show)
+    if args.command == "draw":
+        return cmd_draw(run)
     preflight(run, writes_model=args.command == "train")
     if args.command == "predict":
         return cmd_predict(run, args.paths, args.json)

@@ -1,6 +1,7 @@
 """Side-by-side benchmark: NumNet's default run against the tutorial recipe it replaces.
 
     python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2]
+    python tests/benchmark.py --draw-latency      # time one update of `draw` per mouse move
 
 Runs each command as its own process, one after another in this one session (the machine is
 shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
@@ -53,12 +54,38 @@ def numnet(data: str, seed: int) -> dict:
             "sps": metrics["samples_per_second"]}
 
 
+def draw_latency(moves: int = 30) -> str:
+    """Time one mouse move in `draw` (paint, preprocess, predict, blit) on the Agg backend."""
+    import io
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    import num_net
+
+    plt = num_net.pyplot(show=False)
+    pad = num_net.DrawPad(plt, num_net.load_model(ROOT / "handwritten.keras"), out=io.StringIO())
+    pad.fig.canvas.draw()
+    pad.last = (140.0, 40.0)
+    times = []
+    for i in range(moves):
+        start = time.perf_counter()
+        pad.paint(140.0, 45.0 + 6 * i)
+        pad.refresh()
+        times.append(time.perf_counter() - start)
+    return f"draw: one mouse move takes {1000 * np.median(times):.1f} ms (median), {1000 * max(times):.1f} ms (max)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draw-latency", action="store_true", help="only time `draw`'s update per mouse move")
     parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
     parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
+    if args.draw_latency:
+        print(draw_latency())
+        return 0
     rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
     rows += [numnet(args.data, seed) for seed in args.seeds]
     base = rows[0]["wall"]
