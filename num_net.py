@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""NumNet: train a small dense network on MNIST, evaluate it, and plot what it predicts.
+"""NumNet: train a small dense network on MNIST, evaluate it, and read your own handwriting.
 
 Usage:
     python num_net.py                                    # same as `python num_net.py train`
     python num_net.py train --data mnist.npz --no-show   # offline, from a local copy
-    python num_net.py evaluate --model handwritten.keras
+    python num_net.py evaluate --model handwritten.keras # scores, confusion matrix, mistakes
+    python num_net.py predict photo.jpg scans/ --json    # digits and numbers in your images
+    python num_net.py draw                               # draw with the mouse, watch it think
 
 The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(10, softmax).
 """
@@ -532,30 +534,29 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     return stream, per_epoch
 
 
-class ThroughputMeter:
-    """Keras callback: training samples per second of each epoch, validation time excluded."""
+def throughput_meter(samples_per_epoch: int):
+    """A Keras LambdaCallback that records training samples per second of each epoch, with the
+    validation pass excluded; returns the callback and the list it fills."""
+    keras = import_keras()
+    rates: list[float] = []
+    clock = {"val": 0.0}
 
-    def __new__(cls, samples_per_epoch: int):
-        keras = import_keras()
+    def epoch_begin(epoch, logs=None):
+        clock.update(start=time.perf_counter(), val=0.0)
 
-        class _Meter(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.rates: list[float] = []
+    def test_begin(logs=None):
+        clock["val_start"] = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start, self._val = time.perf_counter(), 0.0
+    def test_end(logs=None):
+        clock["val"] += time.perf_counter() - clock["val_start"]
 
-            def on_test_begin(self, logs=None):
-                self._val_start = time.perf_counter()
+    def epoch_end(epoch, logs=None):
+        rates.append(samples_per_epoch / (time.perf_counter() - clock["start"] - clock["val"]))
 
-            def on_test_end(self, logs=None):
-                self._val += time.perf_counter() - self._val_start
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.rates.append(samples_per_epoch / (time.perf_counter() - self._start - self._val))
-
-        return _Meter()
+    callback = keras.callbacks.LambdaCallback(
+        on_epoch_begin=epoch_begin, on_epoch_end=epoch_end, on_test_begin=test_begin, on_test_end=test_end
+    )
+    return callback, rates
 
 
 def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2) -> dict:
@@ -579,7 +580,7 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
     )
     # A ready-made dataset: numpy arrays here would be re-wrapped into a new one every epoch.
     validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(2048).cache() if len(x_val) else None
-    meter = ThroughputMeter(per_epoch * min(cfg.batch_size, len(x_fit)))
+    meter, rates = throughput_meter(per_epoch * min(cfg.batch_size, len(x_fit)))
     start = time.perf_counter()
     history = model.fit(
         stream,
@@ -591,7 +592,7 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
-    steady = meter.rates[1:] or meter.rates  # the first epoch pays for graph compilation
+    steady = rates[1:] or rates  # the first epoch pays for graph compilation
     return {
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "train_seconds": seconds,
