@@ -1110,17 +1110,9 @@ def preflight(run: RunConfig, writes_model: bool) -> None:
         raise UserError(f"{run.model}: model file not found (train one with `python num_net.py train`)")
 
 
-def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
-    ds = load_dataset(run.data)
-    print(f"data: {ds.describe()}", file=sys.stderr)
-    import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
-    model = build_model()
-    fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2)
-    save_model(model, run.model)
-    plt = pyplot(run.show)
-    save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
-    test = report(plt, ds, model, run.out_dir)
-    metrics = {
+def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: RunConfig) -> dict:
+    """Everything metrics.json records about a training run."""
+    return {
         **test,
         "train_accuracy": fit["train_accuracy"],
         "val_accuracy": fit["val_accuracy"],
@@ -1135,6 +1127,18 @@ def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
         **library_versions(),
         "history": fit["history"],
     }
+
+
+def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
+    ds = load_dataset(run.data)
+    print(f"data: {ds.describe()}", file=sys.stderr)
+    import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
+    model = build_model()
+    fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2)
+    save_model(model, run.model)
+    plt = pyplot(run.show)
+    save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
+    metrics = train_metrics(fit, report(plt, ds, model, run.out_dir), ds, cfg, run)
     save_json(metrics, run.out_dir / "metrics.json")
     val = "n/a" if metrics["val_accuracy"] is None else f"{metrics['val_accuracy']:.2%}"
     print(
