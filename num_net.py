@@ -229,7 +229,7 @@ def normalize(images: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- preprocessing (your own images)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-WORK_SIDE = 400  # images are shrunk to at most this many pixels a side before any other work
+WORK_SIDE = 800  # images are shrunk to at most this many pixels a side before any other work
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
 MIN_CONTRAST = 0.08  # weaker ink than this (on a 0-1 scale) is a blank page
 TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
@@ -275,8 +275,9 @@ def shrink(gray: np.ndarray, side: int = 48):
     return img, img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.Resampling.BOX)
 
 
-def rank_filter(image: np.ndarray, size: int, reduce) -> np.ndarray:
-    """Square min or max filter (reduce = np.minimum or np.maximum), separably: rows, then columns."""
+def window_filter(image: np.ndarray, size: int, reduce) -> np.ndarray:
+    """Combine each pixel's size x size neighbourhood with `reduce` (np.minimum, np.maximum or
+    np.add), separably: rows, then columns; edges repeat."""
     half = size // 2
     padded = np.pad(image, half, mode="edge")
     height, width = image.shape
@@ -290,37 +291,34 @@ def smooth_background(img, small, dark_ink: bool) -> np.ndarray:
     from PIL import Image, ImageFilter
 
     first, second = (np.maximum, np.minimum) if dark_ink else (np.minimum, np.maximum)
-    closed = rank_filter(rank_filter(np.asarray(small), 9, first), 9, second)
+    closed = window_filter(window_filter(np.asarray(small), 9, first), 9, second)
     small = Image.fromarray(closed).filter(ImageFilter.GaussianBlur(2))
     return np.asarray(small.resize(img.size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
-def quantile(values: np.ndarray, q: float) -> float:
-    """The q-quantile (0-1) of an array, by partial sort."""
-    flat = values.ravel()
-    k = min(int(q * (flat.size - 1) + 0.5), flat.size - 1)
-    return float(np.partition(flat, k)[k])
-
-
 def is_dark_ink(residual: np.ndarray) -> bool:
-    """Polarity: whether the strongest departures from the paper are darker than it."""
-    return -quantile(residual, 0.005) > quantile(residual, 0.995)
+    """Polarity: whether the strongest departure from the paper (3x3-averaged, so noise does not
+    count, and extremes rather than percentiles, so a small digit on a big page does) is dark."""
+    local = window_filter(residual, 3, np.add)
+    return bool(-local.min() > local.max())
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Ink bright on black in [0, 1]: polarity decided from the data, uneven lighting removed."""
-    from PIL import ImageFilter
+    from PIL import Image, ImageFilter
 
     if min(gray.shape) < 32:  # already digit-sized: a flat background is assumed
         residual = gray - np.median(gray)
         dark = is_dark_ink(residual)
     else:
         img, small = shrink(gray)
-        blurred = small.filter(ImageFilter.GaussianBlur(max(small.size) / 6))
-        dark = is_dark_ink(np.asarray(small, np.float32) - np.asarray(blurred, np.float32))
+        blurred = small.filter(ImageFilter.GaussianBlur(max(small.size) / 6)).resize(img.size, Image.Resampling.BILINEAR)
+        dark = is_dark_ink(gray - np.asarray(blurred, np.float32) / 255)
         residual = gray - smooth_background(img, small, dark)
     ink = np.clip(-residual if dark else residual, 0, None)
-    peak = quantile(ink[::2, ::2], 0.999)
+    # The strongest ink, after a 3x3 mean so that lone noisy pixels don't count; a percentile
+    # would miss a small digit on a large page, where ink is a fraction of a percent of pixels.
+    peak = float(window_filter(ink, 3, np.add).max() / 9)
     if peak < MIN_CONTRAST:
         return np.zeros_like(ink)
     return np.clip(ink / peak, 0, 1)
@@ -341,9 +339,25 @@ def otsu_threshold(values: np.ndarray) -> float:
 def ink_mask(ink: np.ndarray) -> np.ndarray:
     """Where the strokes are; specks smaller than the strokes are opened away on large images."""
     mask = ink > max(otsu_threshold(ink), 0.25)
-    if min(mask.shape) >= 100:
-        mask = rank_filter(rank_filter(mask, 3, np.minimum), 3, np.maximum)
+    if min(mask.shape) >= 100 and stroke_width(mask) >= 4:  # thin pen strokes would not survive it
+        mask = window_filter(window_filter(mask, 3, np.minimum), 3, np.maximum)
     return mask
+
+
+def merge_close_runs(runs: list[tuple[int, int]], mask: np.ndarray) -> list[tuple[int, int]]:
+    """Join column runs separated by a gap too narrow to be between two digits: broken pen
+    strokes (an open 4, a 5 whose bar floats) are still one digit."""
+    if not runs:
+        return runs
+    height = np.flatnonzero(mask.any(axis=1))
+    min_gap = 0.12 * (height[-1] - height[0] + 1)
+    merged = [runs[0]]
+    for left, right in runs[1:]:
+        if left - merged[-1][1] < min_gap:
+            merged[-1] = (merged[-1][0], right)
+        else:
+            merged.append((left, right))
+    return merged
 
 
 def digit_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -354,7 +368,7 @@ def digit_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
     """
     columns = mask.any(axis=0)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], columns.astype(np.int8), [0]])))
-    runs = list(zip(edges[::2], edges[1::2]))
+    runs = merge_close_runs(list(zip(edges[::2], edges[1::2])), mask)
     boxes, masses = [], []
     for left, right in runs:
         rows = np.flatnonzero(mask[:, left:right].any(axis=1))

@@ -2,8 +2,9 @@
 
     python tests/pages.py --data ../shared/mnist/mnist.npz --count 500 OUT_DIR
 
-writes OUT_DIR/NNNN_label-D.(png|jpg): test digits scaled up to 40-220 px, placed at random on a
-page several times larger, dark-on-light or light-on-dark, on an uneven (gradient) background
+writes OUT_DIR/NNNN_label-D.(png|jpg): test digits scaled up to 40-220 px, drawn with MNIST's
+stroke or a thinner pen, placed at random on a page up to six times larger, dark-on-light or
+light-on-dark, on an uneven (gradient) background
 with noise and blur, in gray or tinted color, saved as JPEG or PNG. Then
 
     python num_net.py predict OUT_DIR --json --no-show
@@ -36,14 +37,18 @@ def render_page(digits: list[np.ndarray], rng: np.random.Generator, dark_ink: bo
     """Draw MNIST digits (28x28 uint8, white on black) left to right on a photographed-looking page."""
     height = int(rng.integers(40, 220))
     glyphs = []
+    pen = int(rng.integers(0, 3))  # 0: MNIST's own stroke width; 1, 2: thinner pens
     for d in digits:
         crop = Image.fromarray(crop_digit(d))
         width = max(2, round(crop.width * height / crop.height))
-        glyphs.append(np.asarray(crop.resize((width, height), Image.Resampling.BICUBIC), np.float32) / 255)
+        glyph = crop.resize((width, height), Image.Resampling.BICUBIC)
+        for _ in range(pen * height // 60):
+            glyph = glyph.filter(ImageFilter.MinFilter(3))
+        glyphs.append(np.asarray(glyph, np.float32) / 255)
     gap = int(height * rng.uniform(0.15, 0.4))
     strip_w = sum(g.shape[1] for g in glyphs) + gap * (len(glyphs) - 1)
-    page_h = int(height * rng.uniform(1.3, 3.0))
-    page_w = int(max(strip_w * rng.uniform(1.2, 2.5), page_h * rng.uniform(0.7, 1.5)))
+    page_h = int(height * rng.uniform(1.3, 6.0))
+    page_w = int(max(strip_w * rng.uniform(1.2, 4.0), page_h * rng.uniform(0.7, 1.5)))
     ink = np.zeros((page_h, page_w), np.float32)
     top, left = int(rng.integers(0, page_h - height + 1)), int(rng.integers(0, page_w - strip_w + 1))
     for g in glyphs:

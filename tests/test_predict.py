@@ -126,6 +126,25 @@ def test_predict_all_good_exits_zero_and_missing_model_is_clear(image_folder, tm
     assert str(missing) in capsys.readouterr().err
 
 
+def test_small_thin_digit_on_a_big_shaded_photo_is_found():
+    page = drawn_digit(size=(3000, 2000), box=(1400, 800, 1460, 1000), width=7)  # 1/10 of the height
+    shaded = page * np.linspace(0.6, 1.0, page.shape[1], dtype=np.float32)[None, :]
+    from PIL import Image as PILImage
+
+    small = PILImage.fromarray((shaded * 255).astype(np.uint8))
+    small.thumbnail((num_net.WORK_SIDE, num_net.WORK_SIDE), PILImage.Resampling.BOX)  # as load_image does
+    digits = num_net.preprocess(np.asarray(small, np.float32) / 255)
+    assert len(digits) == 1
+    assert digits[0].max() == 255 and (digits[0] > 127).sum() >= 20  # strokes thickened, not lost
+
+
+def test_thin_pen_digit_is_read(tmp_path):
+    path = tmp_path / "thin.png"
+    Image.fromarray((drawn_digit(width=3) * 255).astype(np.uint8)).save(path)
+    results, _ = num_net.predict_files(num_net.load_model(MODEL), [path])
+    assert results[0]["digit"] == 1
+
+
 def test_huge_photo_is_downscaled_early(tmp_path):
     page = Image.fromarray((drawn_digit(size=(4000, 3000), box=(1800, 800, 2300, 2300), width=90) * 255)
                            .astype(np.uint8)).convert("RGB")
@@ -150,7 +169,7 @@ def test_rerendered_test_digits_are_read_correctly(mnist_test, tmp_path):
     model = num_net.load_model(MODEL)
     results, _ = num_net.predict_files(model, [path for path, _ in written])
     correct = sum(r.get("digit") == label for r, (_, label) in zip(results, written))
-    assert correct / len(written) >= 0.93  # measured 98.3% on 300 such pages (README)
+    assert correct / len(written) >= 0.93  # measured 97.3% on 300 such pages (README)
 
 
 def test_a_handwritten_number_is_read_left_to_right(mnist_test, tmp_path):
