@@ -1252,7 +1252,10 @@ def add_common_flags(parser: argparse.ArgumentParser, data: bool = True) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="num_net.py", description=__doc__.splitlines()[0], formatter_class=fmt)
+    parser = argparse.ArgumentParser(
+        prog="num_net.py", description=__doc__.splitlines()[0], formatter_class=fmt,
+        epilog="With no COMMAND, `train` runs. `num_net.py COMMAND --help` lists each command's flags.",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     defaults = TrainConfig()
     train_p = commands.add_parser("train", help="train, evaluate, save the model and plots", formatter_class=fmt)
