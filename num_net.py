@@ -115,6 +115,12 @@ class Dataset:
 # ---------------------------------------------------------------- data
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line, for a one-line error report."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
@@ -178,9 +184,8 @@ def download_mnist() -> dict[str, np.ndarray]:
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as exc:  # no network, proxy, bad cache: all end the same way for the user
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(
-            f"could not download MNIST ({reason}); pass a local copy with --data PATH "
+            f"could not download MNIST ({first_line(exc)}); pass a local copy with --data PATH "
             f"(an mnist.npz or a folder of IDX files) or set {DATA_ENV}"
         ) from exc
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
@@ -490,7 +495,7 @@ def load_model(path: Path):
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)  # never unsafe
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         if "safe_mode" in reason:
             raise UserError(f"{path}: refused: the model carries Python code (e.g. a Lambda layer), "
                             "which NumNet never loads") from exc
