@@ -1125,8 +1125,7 @@ def preflight(run: RunConfig, writes_model: bool) -> None:
         if run.model.is_dir():
             raise UserError(f"{run.model}: is a folder, not a model file")
         check_writable_folder(run.model.parent, "model")
-    elif not run.model.is_file():
-        raise UserError(f"{run.model}: model file not found (train one with `python num_net.py train`)")
+    # evaluate and predict load the model (load_model checks it) before any slow work
 
 
 def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: RunConfig) -> dict:
