@@ -1206,8 +1206,7 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
 
 
 def cmd_draw(run: RunConfig) -> int:
-    model = load_model(run.model)
-    if not display_available():
+    if not display_available():  # checked before TensorFlow and the model load: it takes no time
         print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
               "use `predict` on an image file instead", file=sys.stderr)
         return 2
@@ -1216,7 +1215,7 @@ def cmd_draw(run: RunConfig) -> int:
         print("num_net: error: draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
               "install Tk or PySide6, or set MPLBACKEND", file=sys.stderr)
         return 2
-    pad = DrawPad(plt, model)
+    pad = DrawPad(plt, load_model(run.model))
     plt.show()
     plt.close(pad.fig)
     return 0
