@@ -17,9 +17,9 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
-import functools
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import statistics
@@ -234,10 +234,25 @@ def normalize(images: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- preprocessing (your own images)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-WORK_SIDE = 800  # images are shrunk to at most this many pixels a side before any other work
+WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before any other work
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
-MIN_CONTRAST = 0.08  # weaker ink than this (on a 0-1 scale) is a blank page
+MIN_CONTRAST = 0.08  # ink fainter than this against its paper (on a 0-1 scale) is not ink
 TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
+PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
+SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
+NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
+PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side
+FAINT = 0.3  # pieces of ink fainter than this fraction of the page's strongest are smudges
+INK_CORE = 0.35  # a piece of ink keeps the pixels above this fraction of its own strongest ink
+STRAIGHT = 0.15  # a blob whose second moments are this much thinner than long is a straight stroke
+BORDER_RUN = 0.5  # ink along this much of a page side and no deeper than BORDER_DEPTH into the page
+BORDER_DEPTH = 0.5  # is a page edge, a band or a shadow, not a digit
+LINE = 2.5  # straight lines longer than this many digit heights are underlines or borders
+PAGE_RULE = 0.8  # straight lines longer than this fraction of the page are rules, edges or borders
+SPECK = 0.3  # blobs smaller than this fraction of the digit height are specks (dots, dust)
+MIN_HEIGHT = 0.45  # a digit is at least this fraction of the digit height tall (not a dash or a dot)
+OFF_PAPER = 0.3  # background darker than this fraction of the paper is not paper (a table, a band)
+TOUCHING = 1.2  # a blob wider than this many digit heights is several digits touching
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -271,126 +286,410 @@ def flatten_alpha(rgba):
     return Image.composite(rgba, Image.new("RGBA", rgba.size, (background,) * 3 + (255,)), rgba.getchannel("A"))
 
 
-def shrink(gray: np.ndarray, side: int = 48):
-    """A small Pillow copy of a grayscale page, for estimating its background cheaply."""
-    from PIL import Image
+@dataclasses.dataclass(frozen=True)
+class Blob:
+    """Connected ink, or several pieces of one digit: its labels in the page's label image and its
+    box (top, bottom, left, right), in page pixels."""
 
-    img = Image.fromarray((gray * 255).astype(np.uint8))
-    factor = side / max(img.size)
-    return img, img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))), Image.Resampling.BOX)
+    labels: frozenset[int]
+    top: int
+    bottom: int
+    left: int
+    right: int
+    area: int  # ink pixels
+    straight: bool = False  # a straight stroke: a ruled line, an underline, a column rule, or a 1
 
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
 
-def window_filter(image: np.ndarray, size: int, reduce) -> np.ndarray:
-    """Combine each pixel's size x size neighbourhood with `reduce` (np.minimum, np.maximum or
-    np.add), separably: rows, then columns; edges repeat."""
-    half = size // 2
-    padded = np.pad(image, half, mode="edge")
-    height, width = image.shape
-    rows = functools.reduce(reduce, [padded[i : i + height] for i in range(size)])
-    return functools.reduce(reduce, [rows[:, i : i + width] for i in range(size)])
+    @property
+    def width(self) -> int:
+        return self.right - self.left
 
-
-def smooth_background(img, small, dark_ink: bool) -> np.ndarray:
-    """The paper's own brightness without the strokes, at full size: a morphological closing
-    (dark ink) or opening (light ink) of the small copy, blurred, scaled back up."""
-    from PIL import Image, ImageFilter
-
-    first, second = (np.maximum, np.minimum) if dark_ink else (np.minimum, np.maximum)
-    closed = window_filter(window_filter(np.asarray(small), 9, first), 9, second)
-    small = Image.fromarray(closed).filter(ImageFilter.GaussianBlur(2))
-    return np.asarray(small.resize(img.size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    def join(self, other: Blob) -> Blob:
+        return Blob(self.labels | other.labels, min(self.top, other.top), max(self.bottom, other.bottom),
+                    min(self.left, other.left), max(self.right, other.right), self.area + other.area)
 
 
-def is_dark_ink(residual: np.ndarray) -> bool:
-    """Polarity: whether the strongest departure from the paper (3x3-averaged, so noise does not
-    count, and extremes rather than percentiles, so a small digit on a big page does) is dark."""
-    local = window_filter(residual, 3, np.add)
-    return bool(-local.min() > local.max())
+@dataclasses.dataclass(frozen=True)
+class Digit:
+    """One digit found on a page: its box (top, bottom, left, right) and the 28x28 image made of it."""
+
+    box: tuple[int, int, int, int]
+    image: np.ndarray
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink bright on black in [0, 1]: polarity decided from the data, uneven lighting removed."""
-    from PIL import Image, ImageFilter
+def smoothed(gray: np.ndarray) -> np.ndarray:
+    """A noisy photo with its pixel noise smoothed away (a small Gaussian), so that faint strokes
+    stand out and the paper estimate does not follow the noise; a clean scan as it is, so that
+    its thin strokes keep their contrast."""
+    from scipy import ndimage as ndi
 
-    if min(gray.shape) < 32:  # already digit-sized: a flat background is assumed
-        residual = gray - np.median(gray)
-        dark = is_dark_ink(residual)
-    else:
-        img, small = shrink(gray)
-        blurred = small.filter(ImageFilter.GaussianBlur(max(small.size) / 6)).resize(img.size, Image.Resampling.BILINEAR)
-        dark = is_dark_ink(gray - np.asarray(blurred, np.float32) / 255)
-        residual = gray - smooth_background(img, small, dark)
-    ink = np.clip(-residual if dark else residual, 0, None)
-    # The strongest ink, after a 3x3 mean so that lone noisy pixels don't count; a percentile
-    # would miss a small digit on a large page, where ink is a fraction of a percent of pixels.
-    peak = float(window_filter(ink, 3, np.add).max() / 9)
-    if peak < MIN_CONTRAST:
-        return np.zeros_like(ink)
-    return np.clip(ink / peak, 0, 1)
+    return ndi.gaussian_filter(gray, SMOOTHING) if pixel_noise(gray) > NOISY else gray
 
 
-def otsu_threshold(values: np.ndarray) -> float:
-    """The threshold that best separates two brightness groups (Otsu's method)."""
-    bins = 64
-    hist = np.bincount(np.minimum((values.ravel() * bins).astype(np.int32), bins - 1), minlength=bins)
-    edges = np.arange(bins + 1) / bins
-    weight = np.cumsum(hist)
-    mean = np.cumsum(hist * edges[:-1])
-    total, total_mean = weight[-1], mean[-1]
-    between = (total_mean * weight - total * mean) ** 2 / np.maximum(weight * (total - weight), 1)
-    return float(edges[np.argmax(between) + 1])
+def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink bright on black in [0, 1], as contrast against the paper around it, and where the
+    background is not paper at all.
 
-
-def ink_mask(ink: np.ndarray) -> np.ndarray:
-    """Where the strokes are; specks smaller than the strokes are opened away on large images."""
-    mask = ink > max(otsu_threshold(ink), 0.25)
-    if min(mask.shape) >= 100 and stroke_width(mask) >= 4:  # thin pen strokes would not survive it
-        mask = window_filter(window_filter(mask, 3, np.minimum), 3, np.maximum)
-    return mask
-
-
-def merge_close_runs(runs: list[tuple[int, int]], mask: np.ndarray) -> list[tuple[int, int]]:
-    """Join column runs separated by a gap too narrow to be between two digits: broken pen
-    strokes (an open 4, a 5 whose bar floats) are still one digit."""
-    if not runs:
-        return runs
-    height = np.flatnonzero(mask.any(axis=1))
-    min_gap = 0.12 * (height[-1] - height[0] + 1)
-    merged = [runs[0]]
-    for left, right in runs[1:]:
-        if left - merged[-1][1] < min_gap:
-            merged[-1] = (merged[-1][0], right)
-        else:
-            merged.append((left, right))
-    return merged
-
-
-def digit_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (top, bottom, left, right) of the digits, left to right.
-
-    Digits are column runs of ink separated by empty columns; runs much lighter or shorter than
-    the main one are specks, not digits.
+    The paper is a grey closing (an opening, for light ink) with a window wider than any stroke,
+    so a bold stroke is never mistaken for paper; slow shading and anything dark that is wider
+    than the window (a table, a scanner's black band) count as background and drop out. It is
+    taken of the page with the slope of the light across it removed, which a closing near the
+    border would overshoot. Background far darker than the page's paper is returned as the
+    second array: ink touching it is the ragged edge of a page or a band.
     """
-    columns = mask.any(axis=0)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], columns.astype(np.int8), [0]])))
-    runs = merge_close_runs(list(zip(edges[::2], edges[1::2])), mask)
-    boxes, masses = [], []
-    for left, right in runs:
-        rows = np.flatnonzero(mask[:, left:right].any(axis=1))
-        boxes.append((rows[0], rows[-1] + 1, left, right))
-        masses.append(mask[:, left:right].sum())
-    if not boxes:
+    from scipy import ndimage as ndi
+
+    window = max(3, round(PAPER_WINDOW * max(gray.shape)))
+    light = light_ink(gray, window)
+    slope = light_slope(gray, light)
+    if light:
+        board = ndi.grey_opening(gray - slope, size=window) + slope
+        return np.clip(gray - board, 0, 1), 1 - board < OFF_PAPER * np.median(1 - board[::4, ::4])
+    paper = ndi.grey_closing(gray - slope, size=window) + slope
+    return np.clip(paper - gray, 0, 1), paper < OFF_PAPER * np.median(paper[::4, ::4])
+
+
+def light_ink(gray: np.ndarray, window: int) -> bool:
+    """Whether the ink is light (chalk, a drawing on a black screen): most of the page, its border
+    too, is nearer the darkest than the brightest pixel, and no wide bright paper is in view."""
+    from scipy import ndimage as ndi
+
+    middle = (float(gray.min()) + float(gray.max())) / 2
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(gray[::4, ::4]) >= middle or np.median(border) >= middle:
+        return False
+    return bool(np.mean(ndi.grey_opening(gray, size=window) >= middle) < 0.25)
+
+
+def light_slope(gray: np.ndarray, light: bool) -> np.ndarray:
+    """The plane that best fits the paper's brightness (least squares on every 4th pixel of the
+    brighter half, or the darker half for light ink, then again on those near the first fit):
+    the slope of the light across a photo, not pulled by ink, a table or a band."""
+    rows, cols = (axis.astype(np.float32) for axis in np.ogrid[0 : gray.shape[0], 0 : gray.shape[1]])
+    sample = gray[::4, ::4].ravel()
+    r, c = np.meshgrid(rows[::4, 0], cols[0, ::4], indexing="ij")
+    design = np.column_stack([np.ones(sample.size), r.ravel(), c.ravel()])
+    middle = np.median(sample)
+    paper = sample <= middle if light else sample >= middle  # the paper's side of the page to begin with
+    for _ in range(2):
+        coef = np.linalg.lstsq(design[paper], sample[paper], rcond=None)[0]
+        off = sample - design @ coef
+        paper = off <= 0.05 if light else off >= -0.05
+        if paper.sum() < 3:
+            break
+    return (coef[0] + coef[1] * rows + coef[2] * cols).astype(np.float32)
+
+
+def ink_mask(ink: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """Where the strokes are.
+
+    Hysteresis finds each piece of ink: connected pixels above a low level that hold a pixel
+    above a high one, both set from the page's noise, so faint pencil is found and noise is not.
+    A piece much fainter than the page's strongest is a smudge or a ruled line and is dropped;
+    every other piece keeps its pixels above a fraction of its own strongest ink, so faint and
+    bold strokes both come out at their real width.
+    """
+    from scipy import ndimage as ndi
+
+    noise = pixel_noise(gray)
+    labels, count = ndi.label(ink > max(MIN_CONTRAST, 6 * noise), structure=np.ones((3, 3)))
+    seeded = np.zeros(count + 1, bool)
+    seeded[labels[ink > max(1.5 * MIN_CONTRAST, 12 * noise)]] = True
+    seeded[0] = False
+    if not seeded.any():
+        return np.zeros_like(ink, bool)
+    inked = labels > 0
+    peaks = np.zeros(count + 1, np.float32)
+    np.maximum.at(peaks, labels[inked], ndi.uniform_filter(ink, 3)[inked])
+    kept = seeded & (peaks >= FAINT * peaks[seeded].max())
+    return ink >= np.where(kept, INK_CORE * peaks, np.inf)[labels]
+
+
+def pixel_noise(gray: np.ndarray) -> float:
+    """The page's pixel noise (standard deviation), from neighbouring pixels' differences (every
+    other row is plenty): robust, since strokes' edges are few among them."""
+    steps = np.abs(np.diff(gray[::2], axis=1))
+    return float(1.4826 * np.median(steps) / np.sqrt(2))
+
+
+def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
+    """Label the connected pieces of ink (8-connected) and describe each as a Blob; pieces of a
+    few pixels are left out (noise, never a digit)."""
+    from scipy import ndimage as ndi
+    from skimage.measure import inertia_tensor_eigvals
+
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel())
+    blobs = []
+    for label, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None or areas[label] < 4:
+            continue
+        straight = False
+        if areas[label] >= 10:  # eigenvalues go as the squared axis lengths
+            minor, major = sorted(inertia_tensor_eigvals(labels[box] == label))
+            straight = bool(minor < STRAIGHT**2 * major)
+        blobs.append(Blob(frozenset([label]), box[0].start, box[0].stop, box[1].start, box[1].stop, int(areas[label]),
+                          straight))
+    return labels, blobs
+
+
+def touches_border(blob: Blob, shape: tuple[int, int]) -> bool:
+    return blob.top == 0 or blob.left == 0 or blob.bottom == shape[0] or blob.right == shape[1]
+
+
+def hugs_border(blob: Blob, labels: np.ndarray) -> bool:
+    """Whether the blob runs along one side of the page and stays near it: a page edge, a
+    scanner's black band, a shadow or a strip of table, but not a digit cropped tight."""
+    if not touches_border(blob, labels.shape):
+        return False
+    height, width = labels.shape
+    ids = list(blob.labels)
+    sides = ((labels[0], blob.height / height), (labels[-1], blob.height / height),
+             (labels[:, 0], blob.width / width), (labels[:, -1], blob.width / width))
+    return any(depth < BORDER_DEPTH and np.isin(side, ids).mean() >= BORDER_RUN for side, depth in sides)
+
+
+def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
+    """The height of this page's digits: the median height of the blobs that could be digits (not
+    flat straight strokes such as underlines, not along the border) and are not much smaller than
+    the largest of them."""
+    pool = [b for b in blobs if not (b.straight and b.width > b.height) and not hugs_border(b, labels)] or blobs
+    largest = max(b.area for b in pool)
+    return float(np.median([b.height for b in pool if b.area >= 0.25 * largest]))
+
+
+def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """The pixels on runs of ink at least `length` long along `axis` (a binary opening)."""
+    from scipy import ndimage as ndi
+
+    return ndi.maximum_filter1d(ndi.minimum_filter1d(mask, length, axis=axis), length, axis=axis)
+
+
+def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: int | None = None) -> np.ndarray:
+    """Take out straight lines: near-horizontal runs of ink at least `across` long and
+    near-vertical ones at least `down` long, bridging gaps of `gap` pixels along them (a dashed
+    or broken rule), and only where they are at most `thin` pixels thick (when given), with the
+    ragged ink along their sides. Strokes that cross a line keep the pixels they share with it."""
+    from scipy import ndimage as ndi
+
+    lines = np.zeros_like(mask)
+    for axis, length in ((1, across), (0, down)):
+        if length >= mask.shape[axis]:
+            continue
+        slack = ndi.maximum_filter1d(mask, 5, axis=1 - axis)  # a slightly slanted line: long runs too
+        if slack.sum(axis=axis).max() < length / 2:  # no run this long, even with gaps: nothing to do
+            continue
+        if gap:
+            slack = ndi.minimum_filter1d(ndi.maximum_filter1d(slack, gap, axis=axis), gap, axis=axis)
+        runs = opened(slack, length, axis)
+        if thin is not None:  # thicker than a rule across it: a stroke, not a rule
+            runs &= ~opened(mask, thin + 1, axis=1 - axis)
+        lines |= ndi.maximum_filter1d(runs & mask, 5, axis=1 - axis) & mask
+    if not lines.any():
+        return mask
+    kept = mask & ~lines
+    reach = max(3, round(0.02 * max(across, down)))  # ink this close on both sides of a line: a crossing stroke
+    crossing = ndi.binary_closing(kept, np.ones((reach, 1), bool)) | ndi.binary_closing(kept, np.ones((1, reach), bool))
+    return kept | (crossing & lines)
+
+
+def is_clutter(blob: Blob, labels: np.ndarray, height: float, others: list[Blob]) -> bool:
+    """Ink that is not part of a digit: a page edge, band or shadow along the border, a small piece
+    cut by the border, a straight line much longer than the digits, or a frame drawn around them."""
+    if hugs_border(blob, labels) or (touches_border(blob, labels.shape) and max(blob.height, blob.width) < 0.6 * height):
+        return True
+    if blob.straight and (blob.width > 1.2 * height or blob.height > 1.6 * height):
+        return True
+    return blob.height > 1.2 * height and any(encloses(blob, other) and other.height >= 0.4 * height for other in others)
+
+
+def encloses(outer: Blob, inner: Blob) -> bool:
+    return (outer is not inner and outer.top < inner.top and inner.bottom < outer.bottom
+            and outer.left < inner.left and inner.right < outer.right)
+
+
+def belong_together(a: Blob, b: Blob, height: float, labels: np.ndarray) -> bool:
+    """Whether two blobs are pieces of one digit: stacked in one column (a 5 whose bar floats, a
+    stroke broken in two), a small piece right beside a bigger one, or an upper piece overlapping
+    or all but touching a longer one (a 4 written in two strokes). A flat piece below a digit is
+    an underline, not part of it."""
+    small, big = sorted((a, b), key=lambda blob: blob.height)
+    if small.height < MIN_HEIGHT * height and small.top >= big.bottom - 0.1 * height:
+        return False
+    joined = a.join(b)
+    overlap = (min(a.right, b.right) - max(a.left, b.left)) / min(a.width, b.width)
+    gap = max(a.top, b.top) - min(a.bottom, b.bottom)
+    if overlap >= (0.3 if small.height <= 0.6 * big.height else 0.5) and gap <= 0.25 * small.height:
+        return True
+    if joined.height > 1.4 * height or gap > 0.3 * height:
+        return False
+    if overlap >= 0.5:
+        return True
+    if small.height < 0.8 * height and -overlap * min(a.width, b.width) < 0.12 * height:
+        return True
+    upper = small.top <= big.top + 0.2 * height and small.bottom <= big.bottom - 0.15 * joined.height
+    return upper and (overlap >= 0.25 or comes_within(a, b, labels, round(0.08 * height)))
+
+
+def comes_within(a: Blob, b: Blob, labels: np.ndarray, reach: int) -> bool:
+    """Whether two blobs come within `reach` pixels of each other."""
+    from scipy import ndimage as ndi
+
+    joined = a.join(b)
+    region = labels[joined.top : joined.bottom, joined.left : joined.right]
+    near = ndi.binary_dilation(np.isin(region, list(a.labels)), iterations=max(reach, 1))
+    return bool((near & np.isin(region, list(b.labels))).any())
+
+
+def merge_parts(blobs: list[Blob], height: float, labels: np.ndarray) -> list[Blob]:
+    """Join the pieces of each digit until no two pieces belong together."""
+    blobs = sorted(blobs, key=lambda b: b.left)
+    merged = True
+    while merged:
+        merged = False
+        for i, j in itertools.combinations(range(len(blobs)), 2):
+            if belong_together(blobs[i], blobs[j], height, labels):
+                blobs[i] = blobs[i].join(blobs.pop(j))
+                merged = True
+                break
+    return blobs
+
+
+def group_lines(blobs: list[Blob]) -> list[list[Blob]]:
+    """Blobs grouped into lines of writing, top to bottom, each read left to right; lines of much
+    smaller writing than the largest (printed text beside a handwritten number) are dropped."""
+    lines: list[list[Blob]] = []
+    for blob in sorted(blobs, key=lambda b: b.top + b.bottom):
+        for line in lines:
+            top, bottom = min(b.top for b in line), max(b.bottom for b in line)
+            if min(bottom, blob.bottom) - max(top, blob.top) >= 0.5 * min(blob.height, bottom - top):
+                line.append(blob)
+                break
+        else:
+            lines.append([blob])
+    lines = [without_frame_sides(line) for line in lines]
+    sizes = [line_height(line) for line in lines]
+    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes) if size >= 0.55 * max(sizes)]
+
+
+def without_frame_sides(line: list[Blob]) -> list[Blob]:
+    """The line without straight strokes that reach well above and below all its other blobs:
+    the sides of a box drawn around the number, or column rules, not 1s."""
+    rest = [b for b in line if not b.straight]
+    if not rest:
+        return line
+    top, bottom, height = min(b.top for b in rest), max(b.bottom for b in rest), line_height(rest)
+    return [b for b in line if not (b.straight and b.top < top - 0.1 * height and b.bottom > bottom + 0.1 * height)]
+
+
+def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: float | None = None) -> list[Blob]:
+    """Cut a blob much wider than one digit where two digits touch, again and again, so that
+    touching digits ("74") are read one by one.
+
+    A blob is cut when it is wider than TOUCHING digit heights, or than 1.7 times the line's
+    usual digit width (`digit_width`, known where the line has a few digits). The cut is the
+    column near the middle with the least ink among those that cross one short stroke (where
+    two digits touch) and leave a digit-sized piece on each side: a wide 0, or a 2 with a long
+    tail, stays whole.
+    """
+    by_width = digit_width is not None and blob.width > 1.7 * digit_width
+    if blob.width <= TOUCHING * height and not by_width:
+        return [blob]
+    region = mask[blob.top : blob.bottom, blob.left : blob.right]
+    ink = region.sum(axis=0)
+    runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
+    for cut in sorted(range(round(0.3 * blob.width), round(0.7 * blob.width)), key=lambda c: ink[c]):
+        if runs[cut] > 1 or ink[cut] > 0.35 * height:
+            continue
+        pieces = [dataclasses.replace(blob, right=blob.left + cut), dataclasses.replace(blob, left=blob.left + cut)]
+        if all(digit_sized(piece, mask, height) for piece in pieces):
+            return [part for piece in pieces for part in split_touching(piece, mask, height, digit_width)]
+    return [blob]
+
+
+def find_digits(gray: np.ndarray) -> list[list[Digit]]:
+    """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
+    right, as MNIST-style 28x28 uint8 images; [] when there is no digit."""
+    gray = smoothed(gray)
+    ink, off_paper = ink_map(gray)
+    mask = remove_page_rules(ink_mask(ink, gray))  # first: rules across the page would hide the digits' size
+    labels, blobs = ink_blobs(mask)
+    blobs = away_from_edges(blobs, labels, off_paper)  # a page edge with its ragged bits, a band, a table
+    if not blobs:
         return []
-    tallest = max(b[1] - b[0] for b in boxes)
-    heaviest = max(masses)
-    return [b for b, m in zip(boxes, masses) if m >= 0.15 * heaviest and b[1] - b[0] >= 0.4 * tallest]
+    height = digit_height(blobs, labels)
+    kept = np.isin(labels, [label for b in blobs for label in b.labels])
+    unlined = remove_lines(kept, round(LINE * height), round(LINE * height))
+    if unlined is not kept:
+        labels, blobs = ink_blobs(unlined)
+    blobs = [b for b in blobs if max(b.height, b.width) >= SPECK * height]
+    blobs = [b for b in blobs if not is_clutter(b, labels, height, blobs)]
+    if not blobs:
+        return []
+    height = digit_height(blobs, labels)
+    digits = [b for b in merge_parts(blobs, height, labels) if b.height >= MIN_HEIGHT * height]
+    return [read_line(line, labels, ink) for line in group_lines(digits)]
+
+
+def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Digit]:
+    """One line of blobs -> its digits, touching digits cut apart."""
+    height = line_height(line)
+    digit_width = float(np.median([b.width for b in line])) if len(line) >= 3 else None
+    return [cut_digit(piece, labels, ink)
+            for blob in line for piece in split_touching(blob, np.isin(labels, list(blob.labels)), height, digit_width)]
+
+
+def remove_page_rules(mask: np.ndarray) -> np.ndarray:
+    """Take out thin straight lines that run across most of the page: ruled lines, column rules,
+    page edges, even where broken."""
+    rows, cols = mask.shape
+    side = max(rows, cols)
+    return remove_lines(mask, round(PAGE_RULE * cols), round(PAGE_RULE * rows), gap=round(0.05 * side),
+                        thin=max(3, round(0.03 * side)))
+
+
+def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray) -> list[Blob]:
+    """The blobs that neither run along the page's border nor come near it or the background
+    beyond the paper: what is left once a page edge, a band or a table goes, with its ragged bits."""
+    from scipy import ndimage as ndi
+
+    edges = off_paper | np.isin(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
+    if not edges.any():
+        return blobs
+    reach = 2 * max(2, round(0.01 * max(labels.shape))) + 1
+    near = set(np.unique(labels[ndi.maximum_filter(edges, size=reach)]).tolist())
+    return [b for b in blobs if not b.labels & near]
+
+
+def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:
+    """Whether the ink in a piece's columns is as tall as a digit and wide enough to be one."""
+    rows = np.flatnonzero(mask[:, piece.left : piece.right].any(axis=1))
+    return len(rows) > 0 and rows[-1] - rows[0] + 1 >= 0.6 * height and piece.width >= 0.3 * height
+
+
+def line_height(line: list[Blob]) -> float:
+    return float(np.median([b.height for b in line]))
+
+
+def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
+    """The blob's own ink (not a neighbour's overhang), cropped to its pixels and fit to 28x28."""
+    region = np.s_[blob.top : blob.bottom, blob.left : blob.right]
+    mask = np.isin(labels[region], list(blob.labels))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    box = (blob.top + rows[0], blob.top + rows[-1] + 1, blob.left + cols[0], blob.left + cols[-1] + 1)
+    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop]))
 
 
 def stroke_width(mask: np.ndarray) -> float:
     """Average stroke width of a binary shape: its area over half its perimeter."""
+    from scipy import ndimage as ndi
+
     area = mask.sum()
-    inner = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    perimeter = area - inner.sum()
+    perimeter = area - ndi.binary_erosion(mask).sum()
     return float(2 * area / max(perimeter, 1))
 
 
@@ -400,7 +699,7 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     from PIL import Image, ImageFilter
 
     scale = DIGIT_BOX / max(ink.shape)
-    img = Image.fromarray((np.where(mask, ink, 0) * 255).astype(np.uint8))
+    img = Image.fromarray((np.where(mask, ink / max(float(ink[mask].max()), 1e-6), 0) * 255).astype(np.uint8))
     width_in_box = stroke_width(mask) * scale
     if width_in_box < TARGET_STROKE * 0.75:
         # Thicken at 3x the final size, where one filter step is a third of a final pixel.
@@ -417,9 +716,9 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def centre_of_mass_frame(patch: np.ndarray) -> np.ndarray:
     """Place `patch` in a 28x28 frame with its centre of mass at the frame's centre."""
-    rows, cols = np.indices(patch.shape)
-    mass = max(patch.sum(), 1e-6)
-    com_r, com_c = (rows * patch).sum() / mass, (cols * patch).sum() / mass
+    from scipy import ndimage as ndi
+
+    com_r, com_c = ndi.center_of_mass(patch) if patch.sum() > 0 else ((patch.shape[0] - 1) / 2, (patch.shape[1] - 1) / 2)
     top = int(round((IMAGE_SIZE - 1) / 2 - com_r))
     left = int(round((IMAGE_SIZE - 1) / 2 - com_c))
     top = min(max(top, 0), IMAGE_SIZE - patch.shape[0])
@@ -430,17 +729,10 @@ def centre_of_mass_frame(patch: np.ndarray) -> np.ndarray:
 
 
 def preprocess(gray: np.ndarray) -> list[np.ndarray]:
-    """A grayscale page (floats in [0, 1]) -> one MNIST-style 28x28 uint8 image per digit, left to
-    right; [] when no digit is found. Feed the result through normalize(), as training does."""
-    ink = ink_map(gray)
-    if not ink.any():
-        return []
-    mask = ink_mask(ink)
-    digits = []
-    for top, bottom, left, right in digit_boxes(mask):
-        sub_mask = mask[top:bottom, left:right]
-        digits.append(fit_digit(ink[top:bottom, left:right], sub_mask))
-    return digits
+    """A grayscale page (floats in [0, 1]) -> one MNIST-style 28x28 uint8 image per digit, in
+    reading order; [] when no digit is found. Feed the result through normalize(), as training does."""
+    return [digit.image for line in find_digits(gray) for digit in line]
+
 
 
 # ---------------------------------------------------------------- model
@@ -694,15 +986,15 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def read_digits(path: Path) -> dict:
-    """Load and preprocess one file: {'file', 'gray', 'digits'} or {'file', 'error'}."""
+    """Load and preprocess one file: {'file', 'gray', 'lines'} or {'file', 'error'}."""
     try:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
         gray = load_image(path)
-        digits = preprocess(gray)
-        if not digits:
+        lines = find_digits(gray)
+        if not lines:
             raise UserError(f"{path}: no digit found (blank or empty page)")
-        return {"file": str(path), "gray": gray, "digits": digits}
+        return {"file": str(path), "gray": gray, "lines": lines}
     except UserError as exc:
         return {"file": str(path), "error": str(exc)}
 
@@ -713,13 +1005,18 @@ def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
 
 
 def describe_prediction(read: dict, proba: np.ndarray) -> dict:
-    """The JSON-ready answer for one file: a digit, or a number with a per-digit breakdown."""
+    """The JSON-ready answer for one file: a digit; or a number, with a per-digit breakdown; or,
+    for several lines of writing, the first line's number and every line's."""
     per_digit = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 4), "top": top_k(p)} for p in proba]
     if len(per_digit) == 1:
         return {"file": read["file"], **per_digit[0]}
-    number = "".join(str(d["digit"]) for d in per_digit)
+    lines, start = [], 0
+    for line in read["lines"]:
+        lines.append("".join(str(d["digit"]) for d in per_digit[start : start + len(line)]))
+        start += len(line)
     confidence = round(float(np.prod([d["confidence"] for d in per_digit])), 4)
-    return {"file": read["file"], "number": number, "confidence": confidence, "digits": per_digit}
+    result = {"file": read["file"], "number": lines[0], "confidence": confidence, "digits": per_digit}
+    return {**result, "lines": lines} if len(lines) > 1 else result
 
 
 def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]:
@@ -727,15 +1024,16 @@ def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]
     # Pillow's decoders and NumPy's loops release the GIL: threads use every core.
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         reads = list(pool.map(read_digits, files))
-    batch = [d for r in reads for d in r.get("digits", [])]
+    batch = [digit.image for r in reads for line in r.get("lines", []) for digit in line]
     proba = predict_proba(model, normalize(np.stack(batch))) if batch else np.zeros((0, NUM_CLASSES))
     results, start = [], 0
     for read in reads:
         if "error" in read:
             results.append({"file": read["file"], "error": read["error"]})
             continue
-        read["proba"] = proba[start : start + len(read["digits"])]
-        start += len(read["digits"])
+        count = sum(len(line) for line in read["lines"])
+        read["proba"] = proba[start : start + count]
+        start += count
         results.append(describe_prediction(read, read["proba"]))
     return results, reads
 
@@ -744,7 +1042,8 @@ def format_prediction(result: dict) -> str:
     """One line for a file's prediction."""
     if "number" in result:
         digits = ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in result["digits"])
-        return f"{result['file']}: number {result['number']} ({result['confidence']:.1%})  digits: {digits}"
+        answer = f"lines {' / '.join(result['lines'])}" if "lines" in result else f"number {result['number']}"
+        return f"{result['file']}: {answer} ({result['confidence']:.1%})  digits: {digits}"
     top = " | ".join(f"{d} {p:.1%}" for d, p in result["top"])
     return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})  top 3: {top}"
 
@@ -779,6 +1078,12 @@ def save_json(data: dict, path: Path) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def save_image(image, path: Path):
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return image
+
+
 def display_available() -> bool:
     """Whether a plot window could open: on Linux that needs an X11 or Wayland display."""
     if sys.platform.startswith("linux"):
@@ -802,6 +1107,15 @@ def save_figure(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, bbox_inches="tight")
     return path
+
+
+def show_image(image, title: str) -> None:
+    """Open a picture in a plot window (when an interactive backend is available)."""
+    plt = pyplot(True)
+    fig = plt.figure(figsize=(image.width / 100, image.height / 100))
+    fig.figimage(np.asarray(image))
+    fig.canvas.manager.set_window_title(title) if fig.canvas.manager else None
+    show_figures(plt)
 
 
 def show_figures(plt) -> None:
@@ -897,34 +1211,40 @@ def plot_mistakes(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray
     return fig
 
 
-def plot_predict(plt, reads: list[dict], count: int = 36):
-    """Per image: the original, the 28x28 the network saw, and its probabilities."""
+def read_as_text(read: dict) -> str:
+    """What was read in one file, its lines joined by " / "."""
+    digits = iter(int(p.argmax()) for p in read["proba"])
+    return " / ".join("".join(str(next(digits)) for _ in line) for line in read["lines"])
+
+
+def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
+    """predict.png, drawn with Pillow: per image, the original with a box and the answer on every
+    digit read, and the 28x28 images the network saw with its answer and confidence."""
+    from PIL import Image, ImageDraw, ImageFont
+
     shown = [r for r in reads if "proba" in r][:count]
-    fig, axes = plt.subplots(len(shown), 3, figsize=(9, 2.1 * len(shown)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.2, 1.2, 2]})
-    for (original, seen, bars), read in zip(axes, shown):
-        original.imshow(read["gray"], cmap="gray", vmin=0, vmax=1)
-        original.set_title(Path(read["file"]).name, fontsize=9)
-        seen.imshow(np.concatenate(read["digits"], axis=1), cmap="gray", vmin=0, vmax=255)
-        answer = "".join(str(int(p.argmax())) for p in read["proba"])
-        seen.set_title(f"network input -> {answer}")
-        for ax in (original, seen):
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if len(read["proba"]) == 1:
-            proba = read["proba"][0]
-            bars.bar(range(NUM_CLASSES), proba, color=["tab:red" if d == proba.argmax() else "tab:blue" for d in range(10)])
-            bars.set_xticks(range(NUM_CLASSES))
-            bars.set_title("probability of each digit")
-        else:  # a number: how sure the network is of each of its digits
-            bars.bar(range(len(answer)), read["proba"].max(axis=1), color="tab:red")
-            bars.set_xticks(range(len(answer)), list(answer))
-            bars.set_title("probability of each digit read")
-        bars.set_ylim(0, 1)
-        bars.set_ylabel("probability")
-    fig.suptitle("NumNet predictions on your images")
-    fig.tight_layout()
-    return fig
+    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
+    row, side, cell, per_row = 200, 320, 64, 8
+    sheet = Image.new("RGB", (side + 30 + cell * per_row, row * len(shown) + 10), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, read in enumerate(shown):
+        top = 5 + n * row
+        draw.text((10, top), f"{Path(read['file']).name}: {read_as_text(read)}", fill="black", font=font)
+        page = Image.fromarray((read["gray"] * 255).astype(np.uint8)).convert("RGB")
+        scale = min(side / page.width, (row - 30) / page.height)
+        page = page.resize((max(1, round(page.width * scale)), max(1, round(page.height * scale))))
+        boxes = ImageDraw.Draw(page)
+        digits = [digit for line in read["lines"] for digit in line]
+        for digit, proba in zip(digits, read["proba"]):
+            y0, y1, x0, x1 = (round(v * scale) for v in digit.box)
+            boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=(220, 30, 30), width=2)
+            boxes.text((x0, max(0, y0 - 14)), str(int(proba.argmax())), fill=(220, 30, 30), font=small)
+        sheet.paste(page, (10, top + 22))
+        for k, (digit, proba) in enumerate(zip(digits[: 2 * per_row], read["proba"])):
+            x, y = side + 30 + (k % per_row) * cell, top + 22 + (k // per_row) * (cell + 14)
+            sheet.paste(Image.fromarray(digit.image).resize((cell - 8, cell - 8), Image.Resampling.NEAREST), (x, y))
+            draw.text((x, y + cell - 6), f"{int(proba.argmax())} {proba.max():.0%}", fill="black", font=small)
+    return sheet
 
 
 # ---------------------------------------------------------------- draw: a live canvas
@@ -1199,9 +1519,9 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
     if as_json:
         print(json.dumps(results, indent=2))
     if any("proba" in r for r in reads):
-        plt = pyplot(run.show)
-        save_figure(plot_predict(plt, reads), run.out_dir / "predict.png")
-        show_figures(plt)
+        sheet = save_image(predict_sheet(reads), run.out_dir / "predict.png")
+        if run.show and display_available():
+            show_image(sheet, "NumNet predictions on your images")
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -2,6 +2,7 @@
 
     python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2]
     python tests/benchmark.py --draw-latency      # time one update of `draw` per mouse move
+    python tests/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
 
 Runs each command as its own process, one after another in this one session (the machine is
 shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
@@ -82,15 +83,48 @@ def draw_latency(moves: int = 30) -> str:
             f" a full figure redraw would take {1000 * np.median(redraws):.1f} ms")
 
 
+def photo_preprocessing(data: str, runs: int = 5) -> str:
+    """Time reading a 4032x3024 JPEG photo of a page with a small 6-digit number on it: decode,
+    downscale, find the digits, make their 28x28 images (no network)."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    import num_net
+    import pages
+
+    with np.load(data, allow_pickle=False) as npz:
+        x, y = npz["x_test"], npz["y_test"]
+    rng = np.random.default_rng(1)
+    digits, text = pages.number(x, y, rng, 6, 6)
+    ink, _, _ = pages.place(pages.written_line(digits, 110, rng), 3024, 4032, rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "photo.jpg")
+        pages.photograph(ink, rng, dark_ink=True).convert("RGB").save(path, quality=90)
+        num_net.find_digits(num_net.load_image(path))  # imports and first-call costs are not per photo
+        times, found = [], ""
+        for _ in range(runs):
+            start = time.perf_counter()
+            lines = num_net.find_digits(num_net.load_image(path))
+            times.append(time.perf_counter() - start)
+            found = f"{sum(len(line) for line in lines)} digits in {len(lines)} line(s)"
+    return (f"12-megapixel photo (4032x3024 JPEG, number {text}, {found}): preprocessed in "
+            f"{statistics.median(times):.3f} s (median of {runs}), {max(times):.3f} s at most")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draw-latency", action="store_true", help="only time `draw`'s update per mouse move")
+    parser.add_argument("--photo", action="store_true", help="only time preprocessing a 12-megapixel photo")
     parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
     parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     if args.draw_latency:
         print(draw_latency())
+        return 0
+    if args.photo:
+        print(photo_preprocessing(args.data))
         return 0
     rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
     rows += [numnet(args.data, seed) for seed in args.seeds]
