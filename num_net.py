@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import gzip
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -57,7 +58,8 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-SHIFT_GROUP = 64  # training images per shared random shift (see training_batches)
+AUGMENTATION = ("rotation", "shear", "scale", "max_shift", "bolder", "thinner")
+FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-style augmentation
 EVALUATE_OUTPUTS = ("metrics.json", "predictions.png", "confusion.png", "mistakes.png")
 TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, "history.png")
 # One look for every figure: readable at 100% zoom.
@@ -77,13 +79,31 @@ class UserError(Exception):
 class TrainConfig:
     """How to train. The defaults are the measured recipe behind the committed model."""
 
-    epochs: int = 30
-    batch_size: int = 512
+    epochs: int = 35
+    batch_size: int | None = None  # None: chosen from the epochs (see for_length)
     validation_split: float = 0.1
     seed: int = 0
     learning_rate: float = 4e-3  # peak of the warmup + cosine schedule
     warmup_fraction: float = 0.05
-    max_shift: int = 2  # random translation in pixels, training batches only
+    # Writer-style augmentation of every training image (see training_batches):
+    rotation: float = 12.0  # degrees, either way
+    shear: float = 0.3  # slant, either way
+    scale: float = 0.15  # width and height each scaled by up to this fraction, either way
+    max_shift: float = 2.0  # pixels, either way
+    bolder: float = 0.15  # fraction of images with thicker strokes
+    thinner: float = 0.15  # fraction of images with thinner strokes
+
+
+def for_length(cfg: TrainConfig) -> TrainConfig:
+    """The recipe fitted to the run's length. Short runs take smaller batches (more steps from one
+    pass) and gentler augmentation, which pays off only over many epochs; a batch size that was
+    given is kept."""
+    batch = cfg.batch_size or (512 if cfg.epochs >= 20 else 256 if cfg.epochs >= 8 else 64 if cfg.epochs >= 3 else 32)
+    gentle = min(1.0, cfg.epochs / FULL_AUGMENTATION)
+    return dataclasses.replace(
+        cfg, batch_size=batch,
+        **{name: getattr(cfg, name) * gentle for name in AUGMENTATION},
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +227,13 @@ def check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
             raise UserError(f"{source}: y_{split} has labels outside 0-9 ({y.min()}..{y.max()})")
 
 
+def missing_or_special(path: Path) -> str:
+    """What is wrong with a path that is neither a regular file nor a folder."""
+    if path.exists():
+        return f"{path}: not a regular file or folder (a device, a pipe or a socket?); give an .npz file or a folder"
+    return f"{path}: no such file or folder"
+
+
 def load_dataset(data: str | None) -> Dataset:
     """Load MNIST from an .npz, a folder of IDX files, or (data=None) the Keras download."""
     if data is None:
@@ -218,7 +245,7 @@ def load_dataset(data: str | None) -> Dataset:
         elif path.is_file():
             arrays = load_npz(path)
         else:
-            raise UserError(f"{path}: no such file or folder")
+            raise UserError(missing_or_special(path))
         source = str(path)
     check_arrays(arrays, source)
     canonical = all(_sha256(arrays[k]) == MNIST_SHA256[k] for k in SPLITS)
@@ -239,6 +266,9 @@ DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
 MIN_CONTRAST = 0.08  # ink fainter than this against its paper (on a 0-1 scale) is not ink
 TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
 PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
+SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
+PREDICT_CHUNK = 256  # predict prints its results this many files at a time
+PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
 SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
 NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
 PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side
@@ -778,12 +808,10 @@ def build_model():
 
 
 def load_model(path: Path):
-    """Load a saved NumNet model in Keras's safe mode and check it maps 28x28 images to 10 classes."""
+    """Load a saved NumNet model in Keras's safe mode and check it maps 28x28 images to 10 classes
+    with finite weights."""
+    check_model_file(path)
     keras = import_keras()
-    if not path.is_file():
-        raise UserError(f"{path}: model file not found (train one with `python num_net.py train`)")
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path}: not a .keras model file (not a zip archive)")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)  # never unsafe
     except Exception as exc:
@@ -795,7 +823,90 @@ def load_model(path: Path):
     in_shape, out_shape = tuple(model.input_shape)[1:], tuple(model.output_shape)[1:]
     if in_shape != (IMAGE_SIZE, IMAGE_SIZE) or out_shape != (NUM_CLASSES,):
         raise UserError(f"{path}: not a NumNet model (takes {in_shape}, outputs {out_shape}; need (28, 28) -> (10,))")
+    check_finite(model.get_weights(), path)
     return model
+
+
+def check_model_file(path: Path) -> None:
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found (train one with `python num_net.py train`)")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a .keras model file (not a zip archive)")
+
+
+def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
+    """Refuse a model whose weights hold NaN or infinity: it would answer every image the same."""
+    if not all(np.isfinite(w).all() for w in weights):
+        raise UserError(f"{path}: the model's weights are not all finite (NaN or infinity: training diverged); "
+                        "train it again")
+
+
+def load_reader(path: Path):
+    """The model for reading images. NumNet's own architecture is read straight from the file and
+    run with NumPy (no TensorFlow: an answer in well under a second); any other model goes through
+    Keras's safe loader and its checks."""
+    check_model_file(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))  # data, never code
+            weights = archive.read("model.weights.h5") if is_numnet_config(config) else None
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        weights = None  # not a file we can read ourselves: Keras says what is wrong with it
+    if weights is None:
+        return load_model(path)
+    return DenseNet.from_weights(weights, path)
+
+
+def is_numnet_config(config) -> bool:
+    """Whether a .keras config.json describes exactly Flatten -> Dense(128, relu) -> Dense(128,
+    relu) -> Dense(10, softmax) on 28x28 inputs, in a Sequential model."""
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+        return False
+    layers = (config.get("config") or {}).get("layers")
+    if not isinstance(layers, list):
+        return False
+    found = [(layer.get("class_name"), layer.get("config") or {}) for layer in layers if isinstance(layer, dict)]
+    wanted = ["InputLayer", "Flatten"] + ["Dense"] * (len(HIDDEN_UNITS) + 1)
+    if [kind for kind, _ in found] != wanted or found[0][1].get("batch_shape") != [None, IMAGE_SIZE, IMAGE_SIZE]:
+        return False
+    dense = [(c.get("units"), c.get("activation"), c.get("use_bias")) for _, c in found[2:]]
+    return dense == [(units, "relu", True) for units in HIDDEN_UNITS] + [(NUM_CLASSES, "softmax", True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseNet:
+    """NumNet's three Dense layers as NumPy arrays: relu, relu, softmax, without TensorFlow."""
+
+    kernels: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_weights(cls, h5_bytes: bytes, path: Path) -> DenseNet:
+        """Read the Dense layers' kernels and biases from a .keras file's model.weights.h5."""
+        import h5py
+
+        # Keras stores a Sequential's layers by class and position, whatever their names: dense, dense_1, ...
+        names = ["dense"] + [f"dense_{i}" for i in range(1, len(HIDDEN_UNITS) + 1)]
+        try:
+            with h5py.File(io.BytesIO(h5_bytes), "r") as h5:
+                pairs = [(np.asarray(h5[f"layers/{n}/vars/0"], np.float32), np.asarray(h5[f"layers/{n}/vars/1"], np.float32))
+                         for n in names]
+        except (KeyError, OSError, ValueError) as exc:
+            raise UserError(f"{path}: the model's weights cannot be read ({first_line(exc)})") from exc
+        sizes = [IMAGE_SIZE * IMAGE_SIZE, *HIDDEN_UNITS, NUM_CLASSES]
+        if [(k.shape, b.shape) for k, b in pairs] != [((a, b), (b,)) for a, b in zip(sizes, sizes[1:])]:
+            raise UserError(f"{path}: the model's weights do not fit NumNet's layers")
+        check_finite([array for pair in pairs for array in pair], path)
+        return cls(tuple(k for k, _ in pairs), tuple(b for _, b in pairs))
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities for normalized 28x28 images, as Keras computes them."""
+        hidden = x.reshape(len(x), -1).astype(np.float32)
+        for kernel, bias in zip(self.kernels[:-1], self.biases[:-1]):
+            hidden = np.maximum(hidden @ kernel + bias, 0)
+        logits = hidden @ self.kernels[-1] + self.biases[-1]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -810,39 +921,96 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
 
 
 def training_batches(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
-    """An endless tf.data stream of reshuffled, randomly shifted training batches.
+    """An endless tf.data stream of reshuffled training batches in other writers' styles.
 
-    Each epoch is one random permutation cut into full batches. Every group of SHIFT_GROUP
-    images in a batch shares one random shift, a plain slice of a zero-padded copy: per-image
-    shifts (a gather per pixel) cost a third of the training speed for no accuracy we could
-    measure. No prefetch: on a 2-core machine its thread steals a core from the matrix multiplies.
+    Each epoch is one random permutation cut into full batches. Every image gets its own
+    rotation, slant (shear), width and height scaling and shift, composed into one affine
+    transform and resampled once, and some images get bolder or thinner strokes, by XLA-compiled
+    functions. (TensorFlow's ImageProjectiveTransformV3, the op inside Keras's RandomRotation,
+    cannot be compiled by XLA and held training to 78,000 samples/s here.) No prefetch: on a 2-core machine its thread steals a core from the matrix
+    multiplies.
     """
     import tensorflow as tf
 
-    s, n = cfg.max_shift, len(x)
+    n = len(x)
     batch = min(cfg.batch_size, n)
     per_epoch = n // batch
-    padded = tf.constant(np.pad(x, ((0, 0), (s, s), (s, s))))
+    images = tf.constant(x)
     labels = tf.constant(y)
-    groups = [(start, min(SHIFT_GROUP, batch - start)) for start in range(0, batch, SHIFT_GROUP)]
 
     def epoch_order(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=[cfg.seed, epoch])
         return tf.reshape(order[: per_epoch * batch], (per_epoch, batch))
 
-    def shifted(step, index):
-        images = tf.gather(padded, index)
-        corner = tf.random.stateless_uniform((len(groups), 2), [cfg.seed, step], 0, 2 * s + 1, dtype=tf.int32)
-        crops = [
-            tf.slice(images, [start, corner[g, 0], corner[g, 1]], [size, IMAGE_SIZE, IMAGE_SIZE])
-            for g, (start, size) in enumerate(groups)
-        ]
-        return tf.concat(crops, axis=0), tf.gather(labels, index)
+    # Two compiled functions, not one: fused together, XLA recomputes the warp for each stroke width.
+    warped = tf.function(lambda batch_images, draws: affine_warp(batch_images, writer_transforms(draws, cfg)),
+                         jit_compile=True)
+    stroked = tf.function(lambda batch_images, draws: stroke_widths(batch_images, draws[:, 6], cfg), jit_compile=True)
+
+    def augmented(step, index):
+        draws = tf.random.stateless_uniform((batch, 7), [cfg.seed, step], -1.0, 1.0)
+        return stroked(warped(tf.gather(images, index), draws), draws), tf.gather(labels, index)
 
     # Stateless random ops keyed on (seed, epoch) and (seed, step): the same seed gives the same
     # batches in every process, whatever else ran before.
-    stream = tf.data.Dataset.counter().map(epoch_order).unbatch().enumerate().map(shifted)
+    stream = tf.data.Dataset.counter().map(epoch_order).unbatch().enumerate().map(augmented)
     return stream, per_epoch
+
+
+def writer_transforms(draws, cfg: TrainConfig):
+    """Per image, from uniform draws in [-1, 1]: the affine map, from each output pixel to the
+    point it is read from, of a rotation, a slant, independent x and y scaling and a shift about
+    the image centre, as six numbers (x = a x' + b y' + c, y = d x' + e y' + f)."""
+    import tensorflow as tf
+
+    draws = tf.convert_to_tensor(draws, tf.float32)
+    angle = draws[:, 0] * float(np.deg2rad(cfg.rotation))
+    slant = draws[:, 1] * cfg.shear
+    across, down = 1 + draws[:, 2] * cfg.scale, 1 + draws[:, 3] * cfg.scale
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    a, b = cos / across, (cos * slant - sin) / down
+    d, e = sin / across, (sin * slant + cos) / down
+    centre = (IMAGE_SIZE - 1) / 2
+    c = centre - a * centre - b * centre + draws[:, 4] * cfg.max_shift
+    f = centre - d * centre - e * centre + draws[:, 5] * cfg.max_shift
+    return tf.stack([a, b, c, d, e, f], axis=1)
+
+
+def affine_warp(images, transforms):
+    """Each 28x28 image resampled (bilinear; black off the image) at the points its transform
+    sends the output pixels to."""
+    import tensorflow as tf
+
+    side = IMAGE_SIZE + 2  # with a black frame, where every point off the image lands
+    rows, cols = (tf.reshape(t, [1, -1]) for t in tf.meshgrid(tf.range(IMAGE_SIZE, dtype=tf.float32),
+                                                             tf.range(IMAGE_SIZE, dtype=tf.float32), indexing="ij"))
+    a, b, c, d, e, f = (transforms[:, i : i + 1] for i in range(6))
+    x, y = a * cols + b * rows + c, d * cols + e * rows + f
+    x0, y0 = tf.floor(x), tf.floor(y)
+    framed = tf.reshape(tf.pad(images, [[0, 0], [1, 1], [1, 1]]), [-1, side * side])
+
+    def pixel(dy, dx):
+        row = tf.clip_by_value(y0 + dy + 1, 0, side - 1)
+        col = tf.clip_by_value(x0 + dx + 1, 0, side - 1)
+        return tf.gather(framed, tf.cast(row * side + col, tf.int32), batch_dims=1)
+
+    wx, wy = x - x0, y - y0
+    mixed = (pixel(0, 0) * (1 - wx) * (1 - wy) + pixel(0, 1) * wx * (1 - wy)
+             + pixel(1, 0) * (1 - wx) * wy + pixel(1, 1) * wx * wy)
+    return tf.reshape(mixed, tf.shape(images))
+
+
+def stroke_widths(images, draws, cfg: TrainConfig):
+    """Thicker strokes (a 2x2 grey dilation) for a `bolder` share of the images, thinner (a 2x2
+    erosion) for a `thinner` share, chosen by draws in [-1, 1]."""
+    import tensorflow as tf
+
+    framed = tf.pad(images, [[0, 0], [0, 1], [0, 1]])
+    corners = [framed[:, :-1, :-1], framed[:, 1:, :-1], framed[:, :-1, 1:], framed[:, 1:, 1:]]
+    bolder = tf.reduce_max(tf.stack(corners), axis=0)
+    thinner = tf.reduce_min(tf.stack(corners), axis=0)
+    pick = draws[:, None, None]
+    return tf.where(pick > 1 - 2 * cfg.bolder, bolder, tf.where(pick < -1 + 2 * cfg.thinner, thinner, images))
 
 
 def throughput_meter(samples_per_epoch: int):
@@ -871,10 +1039,12 @@ def throughput_meter(samples_per_epoch: int):
 
 
 def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2) -> dict:
-    """Fit `model` on normalized images with Adam, a warmup+cosine schedule and random shifts."""
+    """Fit `model` on normalized images with Adam, a warmup+cosine schedule and writer-style
+    augmentation, the recipe fitted to the run's length (for_length, returned as "config")."""
     keras = import_keras()
     import tensorflow as tf
 
+    cfg = for_length(cfg)
     (x_fit, y_fit), (x_val, y_val) = split_validation(x, y, cfg.validation_split)
     stream, per_epoch = training_batches(x_fit, y_fit, cfg)
     total = per_epoch * cfg.epochs
@@ -898,11 +1068,15 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
         epochs=cfg.epochs,
         steps_per_epoch=per_epoch,
         validation_data=validation,
-        callbacks=[meter],
+        callbacks=[meter, keras.callbacks.TerminateOnNaN()],  # a diverged run stops at once
         shuffle=False,  # training_batches already reshuffles every epoch
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    if not np.isfinite(losses).all() or not all(np.isfinite(w).all() for w in model.get_weights()):
+        raise UserError(f"training diverged (the loss became NaN or infinite in epoch {len(losses)}); "
+                        "nothing was saved and the previous model file is untouched")
     steady = rates[1:] or rates  # the first epoch pays for graph compilation
     return {
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
@@ -910,12 +1084,15 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
         "samples_per_second": statistics.median(steady),
         "train_accuracy": evaluate(model, x_fit, y_fit)["accuracy"],
         "val_accuracy": evaluate(model, x_val, y_val)["accuracy"] if len(x_val) else None,
+        "config": cfg,
     }
 
 
 def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Class probabilities for normalized images: plain eager calls in chunks, which unlike
-    model.predict() trace no new graph for each new batch size."""
+    """Class probabilities for normalized images: NumPy for a DenseNet; for a Keras model, plain
+    eager calls in chunks, which unlike model.predict() trace no new graph for each batch size."""
+    if isinstance(model, DenseNet):
+        return model.probabilities(x)
     keras = import_keras()
     parts = [keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
@@ -986,7 +1163,8 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def read_digits(path: Path) -> dict:
-    """Load and preprocess one file: {'file', 'gray', 'lines'} or {'file', 'error'}."""
+    """Load and preprocess one file: {'file', 'page', 'scale', 'lines'} or {'file', 'error'};
+    'page' is a small copy for predict.png, 'scale' its size over the working image's."""
     try:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
@@ -994,9 +1172,18 @@ def read_digits(path: Path) -> dict:
         lines = find_digits(gray)
         if not lines:
             raise UserError(f"{path}: no digit found (blank or empty page)")
-        return {"file": str(path), "gray": gray, "lines": lines}
+        scale = min(1.0, SHEET_PAGE[0] / gray.shape[1], SHEET_PAGE[1] / gray.shape[0])
+        return {"file": str(path), "page": thumbnail(gray, scale), "scale": scale, "lines": lines}
     except UserError as exc:
         return {"file": str(path), "error": str(exc)}
+
+
+def thumbnail(gray: np.ndarray, scale: float) -> np.ndarray:
+    """A small uint8 copy of a grayscale page."""
+    from PIL import Image
+
+    page = Image.fromarray((gray * 255).astype(np.uint8))
+    return np.asarray(page.resize((max(1, round(page.width * scale)), max(1, round(page.height * scale)))))
 
 
 def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
@@ -1020,10 +1207,34 @@ def describe_prediction(read: dict, proba: np.ndarray) -> dict:
 
 
 def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]:
-    """Predict every file in one batch; return JSON-ready results and the preprocessed reads."""
-    # Pillow's decoders and NumPy's loops release the GIL: threads use every core.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        reads = list(pool.map(read_digits, files))
+    """Read and predict every file; return JSON-ready results and the preprocessed reads."""
+    chunks = list(predict_chunks(model, files))
+    return [r for results, _ in chunks for r in results], [r for _, reads in chunks for r in reads]
+
+
+def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[dict]]]:
+    """Read and predict files a chunk at a time, in order: (results, reads) as each is ready."""
+    with page_reader(len(files)) as read_each:
+        reads = read_each(files)
+        while batch := list(itertools.islice(reads, chunk)):
+            yield predicted(model, batch), batch
+
+
+@contextlib.contextmanager
+def page_reader(count: int) -> Iterator:
+    """A lazy, ordered map of read_digits over files: in worker processes for a folder (NumPy's
+    many small steps hold the GIL, so threads barely help), in this process for a few files."""
+    workers = min(os.cpu_count() or 1, 8)
+    if count < PARALLEL_FROM or workers == 1:
+        yield lambda files: map(read_digits, files)
+        return
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        yield lambda files: pool.map(read_digits, files, chunksize=8)
+
+
+def predicted(model, reads: list[dict]) -> list[dict]:
+    """Run the network once over every digit in these reads; store each read's probabilities and
+    return the JSON-ready results."""
     batch = [digit.image for r in reads for line in r.get("lines", []) for digit in line]
     proba = predict_proba(model, normalize(np.stack(batch))) if batch else np.zeros((0, NUM_CLASSES))
     results, start = [], 0
@@ -1035,7 +1246,7 @@ def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]
         read["proba"] = proba[start : start + count]
         start += count
         results.append(describe_prediction(read, read["proba"]))
-    return results, reads
+    return results
 
 
 def format_prediction(result: dict) -> str:
@@ -1224,24 +1435,22 @@ def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
 
     shown = [r for r in reads if "proba" in r][:count]
     font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
-    row, side, cell, per_row = 200, 320, 64, 8
-    sheet = Image.new("RGB", (side + 30 + cell * per_row, row * len(shown) + 10), "white")
+    row, cell, per_row = SHEET_PAGE[1] + 30, 64, 8
+    sheet = Image.new("RGB", (SHEET_PAGE[0] + 30 + cell * per_row, row * len(shown) + 10), "white")
     draw = ImageDraw.Draw(sheet)
     for n, read in enumerate(shown):
         top = 5 + n * row
         draw.text((10, top), f"{Path(read['file']).name}: {read_as_text(read)}", fill="black", font=font)
-        page = Image.fromarray((read["gray"] * 255).astype(np.uint8)).convert("RGB")
-        scale = min(side / page.width, (row - 30) / page.height)
-        page = page.resize((max(1, round(page.width * scale)), max(1, round(page.height * scale))))
+        page = Image.fromarray(read["page"]).convert("RGB")
         boxes = ImageDraw.Draw(page)
         digits = [digit for line in read["lines"] for digit in line]
         for digit, proba in zip(digits, read["proba"]):
-            y0, y1, x0, x1 = (round(v * scale) for v in digit.box)
+            y0, y1, x0, x1 = (round(v * read["scale"]) for v in digit.box)
             boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=(220, 30, 30), width=2)
             boxes.text((x0, max(0, y0 - 14)), str(int(proba.argmax())), fill=(220, 30, 30), font=small)
         sheet.paste(page, (10, top + 22))
         for k, (digit, proba) in enumerate(zip(digits[: 2 * per_row], read["proba"])):
-            x, y = side + 30 + (k % per_row) * cell, top + 22 + (k // per_row) * (cell + 14)
+            x, y = SHEET_PAGE[0] + 30 + (k % per_row) * cell, top + 22 + (k // per_row) * (cell + 14)
             sheet.paste(Image.fromarray(digit.image).resize((cell - 8, cell - 8), Image.Resampling.NEAREST), (x, y))
             draw.text((x, y + cell - 6), f"{int(proba.argmax())} {proba.max():.0%}", fill="black", font=small)
     return sheet
@@ -1434,8 +1643,8 @@ def preflight(run: RunConfig, writes_model: bool) -> None:
     """Check every path a command will use before any slow work starts."""
     if run.data is not None:
         data = Path(run.data)
-        if not data.exists():
-            raise UserError(f"{data}: no such file or folder")
+        if not (data.is_file() or data.is_dir()):
+            raise UserError(missing_or_special(data))
         if not os.access(data, os.R_OK):
             raise UserError(f"{data}: not readable")
     check_writable_folder(run.out_dir, "output")
@@ -1460,7 +1669,8 @@ def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: Run
         "seed": cfg.seed,
         "data": ds.describe(),
         "canonical_mnist": ds.canonical,
-        "config": dataclasses.asdict(cfg),
+        "config": dataclasses.asdict(fit["config"]),
+        "augmentation": {k: getattr(fit["config"], k) for k in AUGMENTATION},
         "model": str(run.model),
         **library_versions(),
         "history": fit["history"],
@@ -1506,25 +1716,59 @@ def cmd_evaluate(run: RunConfig) -> int:
 
 
 def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
-    model = load_model(run.model)
+    model = load_reader(run.model)
     files = image_files(paths)
     if not files:
         raise UserError(f"{', '.join(map(str, paths))}: no image files found")
-    results, reads = predict_files(model, files)
-    for result in results:
-        if "error" in result:
-            print(f"num_net: error: {result['error']}", file=sys.stderr)
-        elif not as_json:
-            print(format_prediction(result))
-    if as_json:
-        print(json.dumps(results, indent=2))
-    if any("proba" in r for r in reads):
-        sheet = save_image(predict_sheet(reads), run.out_dir / "predict.png")
+    shown, failed, done = [], False, 0
+    progress = Progress(len(files)) if sys.stderr.isatty() else None
+    print("[" if as_json else "", end="")
+    for results, reads in predict_chunks(model, files):
+        for result in results:
+            failed |= "error" in result
+            print_result(result, as_json, first=done == 0, progress=progress)
+            done += 1
+        sys.stdout.flush()
+        shown += [r for r in reads if "proba" in r][: PREDICT_SHOWN - len(shown)]
+        if progress:
+            progress.show(done)
+    if progress:
+        progress.close()
+    print("\n]" if as_json else "", end="\n" if as_json else "")
+    if shown:
+        sheet = save_image(predict_sheet(shown), run.out_dir / "predict.png")
         if run.show and display_available():
             show_image(sheet, "NumNet predictions on your images")
-    return 1 if any("error" in r for r in results) else 0
+    return 1 if failed else 0
 
 
+def print_result(result: dict, as_json: bool, first: bool, progress: Progress | None) -> None:
+    """One file's answer on stdout (a line, or one element of the JSON array); errors on stderr."""
+    if "error" in result:
+        if progress:
+            progress.clear()
+        print(f"num_net: error: {result['error']}", file=sys.stderr)
+    if as_json:
+        print(("" if first else ",") + "\n" + json.dumps(result, indent=2), end="")
+    elif "error" not in result:
+        print(format_prediction(result))
+
+
+class Progress:
+    """A line on a terminal's stderr, rewritten in place: how many files have been read."""
+
+    def __init__(self, total: int):
+        self.total, self.start = total, time.perf_counter()
+
+    def show(self, done: int) -> None:
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        print(f"\rread {done:,}/{self.total:,} files ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        print("\r\033[K", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        print(file=sys.stderr)
 def cmd_draw(run: RunConfig) -> int:
     if not display_available():  # checked before TensorFlow and the model load: it takes no time
         print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
@@ -1535,7 +1779,7 @@ def cmd_draw(run: RunConfig) -> int:
         print("num_net: error: draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
               "install Tk or PySide6, or set MPLBACKEND", file=sys.stderr)
         return 2
-    pad = DrawPad(plt, load_model(run.model))
+    pad = DrawPad(plt, load_reader(run.model))
     plt.show()
     plt.close(pad.fig)
     return 0
@@ -1584,7 +1828,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = commands.add_parser("train", help="train, evaluate, save the model and plots", formatter_class=fmt)
     add_common_flags(train_p)
     train_p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the data")
-    train_p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="images per step")
+    train_p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                         help="images per step (default: 512 for 20 epochs or more, smaller for short runs)")
     train_p.add_argument(
         "--validation-split", type=fraction, default=defaults.validation_split,
         help="fraction of the training images held out (the last ones) for validation",

@@ -1,6 +1,6 @@
 """Side-by-side benchmark: NumNet's default run against the tutorial recipe it replaces.
 
-    python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2]
+    python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2] [--short 1 3]
     python tests/benchmark.py --draw-latency      # time one update of `draw` per mouse move
     python tests/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
 
@@ -45,14 +45,15 @@ def tutorial(recipe: Path, data: str, arch: str, epochs: int) -> dict:
     return {"name": f"tutorial `{arch} {epochs}`", "wall": wall, "rss": rss, "acc": acc, "sps": None}
 
 
-def numnet(data: str, seed: int) -> dict:
+def numnet(data: str, seed: int, epochs: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "num_net.py", "--data", data, "--no-show", "--seed", str(seed),
                "--model", f"{tmp}/m.keras", "--out-dir", tmp]
-        wall, rss, _ = timed(cmd)
+        wall, rss, _ = timed(cmd + (["--epochs", str(epochs)] if epochs else []))
         metrics = json.loads(Path(tmp, "metrics.json").read_text())
-    return {"name": f"NumNet seed {seed}", "wall": wall, "rss": rss, "acc": metrics["test_accuracy"],
-            "sps": metrics["samples_per_second"]}
+    name = f"NumNet seed {seed}" + (f" `--epochs {epochs}`" if epochs else "")
+    return {"name": name, "wall": wall, "rss": rss, "acc": metrics["test_accuracy"],
+            "sps": metrics["samples_per_second"], "default": epochs is None}
 
 
 def draw_latency(moves: int = 30) -> str:
@@ -119,6 +120,7 @@ def main() -> int:
     parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
     parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--short", type=int, nargs="*", default=[1, 3], help="also time these short runs (seed 0)")
     args = parser.parse_args()
     if args.draw_latency:
         print(draw_latency())
@@ -128,13 +130,14 @@ def main() -> int:
         return 0
     rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
     rows += [numnet(args.data, seed) for seed in args.seeds]
+    rows += [numnet(args.data, 0, epochs) for epochs in args.short]
     base = rows[0]["wall"]
     print("| run | wall s | vs tutorial `one 10` | peak RSS MB | test accuracy | train samples/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         sps = f"{r['sps']:,}" if r["sps"] else "-"
         print(f"| {r['name']} | {r['wall']:.1f} | {r['wall'] / base:.2f}x | {r['rss']:.0f} | {r['acc']:.2%} | {sps} |")
-    ours = [r for r in rows if r["sps"]]
+    ours = [r for r in rows if r.get("default")]
     accs = [r["acc"] for r in ours]
     print(f"\nNumNet: mean test accuracy {statistics.mean(accs):.2%}, min {min(accs):.2%}; "
           f"mean wall {statistics.mean(r['wall'] for r in ours) / base:.2f}x the tutorial `one 10`")

@@ -156,6 +156,50 @@ def test_architecture_is_exactly_numnet():
     assert tuple(model.input_shape) == (None, 28, 28)
 
 
+# ---------------------------------------------------------------- writer-style augmentation
+
+
+def test_zero_draws_leave_images_unchanged_and_a_shift_moves_them():
+    cfg = num_net.TrainConfig()
+    images = np.zeros((2, 28, 28), np.float32)
+    images[:, 10:18, 12:15] = 1.0
+    still = num_net.affine_warp(images, num_net.writer_transforms(np.zeros((2, 7), np.float32), cfg))
+    np.testing.assert_allclose(np.asarray(still), images, atol=1e-6)
+    draws = np.zeros((2, 7), np.float32)
+    draws[:, 4] = 1.0  # the largest shift to the right... of where each pixel is read from
+    moved = np.asarray(num_net.affine_warp(images, num_net.writer_transforms(draws, cfg)))
+    np.testing.assert_allclose(moved[:, 10:18, 10:13], 1.0, atol=1e-6)  # so the bar moves 2 px left
+    assert moved[:, :, 13:].max() < 1e-6
+
+
+def test_rotation_and_slant_keep_the_ink_and_move_it():
+    cfg = num_net.TrainConfig()
+    images = np.zeros((1, 28, 28), np.float32)
+    images[0, 4:24, 13:15] = 1.0  # an upright 1
+    draws = np.zeros((1, 7), np.float32)
+    draws[0, 1] = 1.0  # the full slant
+    slanted = np.asarray(num_net.affine_warp(images, num_net.writer_transforms(draws, cfg)))[0]
+    assert abs(slanted.sum() - images.sum()) < 0.1 * images.sum()
+    top, bottom = slanted[5].argmax(), slanted[22].argmax()
+    assert abs(int(top) - int(bottom)) >= 4  # the stroke now leans
+
+
+def test_stroke_widths_make_some_images_bolder_and_some_thinner():
+    cfg = num_net.TrainConfig()
+    images = np.zeros((3, 28, 28), np.float32)
+    images[:, 8:20, 10:14] = 1.0
+    out = np.asarray(num_net.stroke_widths(images, np.array([1.0, 0.0, -1.0], np.float32), cfg))
+    assert out[0].sum() > images[0].sum() > out[2].sum() and out[1].sum() == images[1].sum()
+
+
+def test_short_runs_take_smaller_batches_and_gentler_augmentation():
+    one = num_net.for_length(num_net.TrainConfig(epochs=1))
+    full = num_net.for_length(num_net.TrainConfig())
+    assert one.batch_size < full.batch_size == 512
+    assert one.rotation < full.rotation == num_net.TrainConfig().rotation
+    assert num_net.for_length(num_net.TrainConfig(epochs=1, batch_size=200)).batch_size == 200
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -168,6 +212,8 @@ def test_train_end_to_end_writes_model_metrics_and_plot(tiny_run):
                 "samples_per_second", "seed", "data", "tensorflow", "keras"):
         assert key in metrics, key
     assert metrics["epochs"] == 3 and metrics["seed"] == 0
+    assert metrics["config"]["batch_size"] == 64
+    assert set(metrics["augmentation"]) == {"rotation", "shear", "scale", "max_shift", "bolder", "thinner"}
     assert metrics["test_accuracy"] > 0.5  # the bars are easy; chance is 0.1
     assert len(metrics["history"]["val_accuracy"]) == 3
     assert (tiny_run["out"] / "predictions.png").read_bytes()[:8] == PNG_SIGNATURE
