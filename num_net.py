@@ -14,9 +14,11 @@ The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(1
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import contextlib
 import dataclasses
+import datetime
 import gzip
 import hashlib
 import io
@@ -42,8 +44,10 @@ NUM_CLASSES = 10
 HIDDEN_UNITS = (128, 128)
 DEFAULT_MODEL = Path("handwritten.keras")
 DEFAULT_OUT_DIR = Path("outputs")
+DEFAULT_SAVE_DIR = Path("my_digits")
 DATA_ENV = "NUMNET_DATA"
 COMMANDS = ("train", "evaluate", "predict", "draw")
+DIGITS = tuple(str(d) for d in range(NUM_CLASSES))
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 # sha256 of each array's raw C-order bytes in the canonical MNIST release.
 MNIST_SHA256 = {
@@ -59,6 +63,7 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 AUGMENTATION = ("rotation", "shear", "scale", "max_shift", "bolder", "thinner")
+EXTRA_SHARE = 0.05  # your own examples, repeated, make up this share of the training images
 FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-style augmentation
 EVALUATE_OUTPUTS = ("metrics.json", "predictions.png", "confusion.png", "mistakes.png")
 TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, "history.png")
@@ -1038,14 +1043,22 @@ def throughput_meter(samples_per_epoch: int):
     return callback, rates
 
 
-def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2) -> dict:
+def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2,
+          extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Fit `model` on normalized images with Adam, a warmup+cosine schedule and writer-style
-    augmentation, the recipe fitted to the run's length (for_length, returned as "config")."""
+    augmentation, the recipe fitted to the run's length (for_length, returned as "config").
+    `extra` (your own examples, normalized) joins the training part, repeated so that it makes up
+    EXTRA_SHARE of it: a few dozen examples matter against 54,000, and are augmented too."""
     keras = import_keras()
     import tensorflow as tf
 
     cfg = for_length(cfg)
     (x_fit, y_fit), (x_val, y_val) = split_validation(x, y, cfg.validation_split)
+    repeats = 0
+    if extra is not None:
+        repeats = max(1, round(EXTRA_SHARE * len(x_fit) / len(extra[0])))
+        x_fit = np.concatenate([x_fit, *[extra[0]] * repeats])
+        y_fit = np.concatenate([y_fit, *[extra[1]] * repeats])
     stream, per_epoch = training_batches(x_fit, y_fit, cfg)
     total = per_epoch * cfg.epochs
     warmup = int(total * cfg.warmup_fraction)
@@ -1085,6 +1098,7 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
         "train_accuracy": evaluate(model, x_fit, y_fit)["accuracy"],
         "val_accuracy": evaluate(model, x_val, y_val)["accuracy"] if len(x_val) else None,
         "config": cfg,
+        "extra_repeats": repeats,
     }
 
 
@@ -1171,7 +1185,7 @@ def read_digits(path: Path) -> dict:
         gray = load_image(path)
         lines = find_digits(gray)
         if not lines:
-            raise UserError(f"{path}: no digit found (blank or empty page)")
+            return {"file": str(path), "error": f"{path}: no digit found (blank or empty page)", "blank": True}
         scale = min(1.0, SHEET_PAGE[0] / gray.shape[1], SHEET_PAGE[1] / gray.shape[0])
         return {"file": str(path), "page": thumbnail(gray, scale), "scale": scale, "lines": lines}
     except UserError as exc:
@@ -1257,6 +1271,90 @@ def format_prediction(result: dict) -> str:
         return f"{result['file']}: {answer} ({result['confidence']:.1%})  digits: {digits}"
     top = " | ".join(f"{d} {p:.1%}" for d, p in result["top"])
     return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})  top 3: {top}"
+
+
+# ---------------------------------------------------------------- labelled folders (your own examples)
+
+
+def labelled_files(folder: Path) -> list[tuple[Path, str]]:
+    """A labelled folder's images and their labels: subfolders 0 to 9 holding images of that digit
+    (Keras's image_dataset_from_directory layout), or files named <label>_<anything>.<ext>, where
+    the label is a digit or a whole number."""
+    if not folder.is_dir():
+        raise UserError(missing_or_special(folder) if not folder.exists() else f"{folder}: not a folder")
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    if any(p.is_dir() for p in entries):
+        for entry in entries:
+            if not (entry.is_dir() and entry.name in DIGITS):
+                raise UserError(f"{entry}: a labelled folder with subfolders holds only subfolders named 0 to 9")
+        files = [(p, sub.name) for sub in entries for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
+    else:
+        files = [(p, p.name.split("_")[0]) for p in entries]
+        for path, label in files:
+            if "_" not in path.name or not label.isdigit():
+                raise UserError(f"{path}: not a labelled image (name it <digit>_<anything>{path.suffix} or put it "
+                                "in a subfolder named for its digit)")
+    for path, _ in files:
+        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(f"{path}: not an image file (labelled folders hold only images)")
+    if not files:
+        raise UserError(f"{folder}: no labelled images (use subfolders 0 to 9, or files named <digit>_<anything>.png)")
+    return files
+
+
+def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Your labelled examples as MNIST-style 28x28 images and their digits, each image read exactly
+    as `predict` reads it. A file whose label has as many digits as were found in it gives one
+    example per digit; any other file (blank, or the wrong number of digits) is skipped with a
+    warning that names it. Returns the images, the labels and where they came from."""
+    files = [(folder, path, label) for folder in folders for path, label in labelled_files(folder)]
+    images, labels, counts, skipped = [], [], collections.Counter(), 0
+    with page_reader(len(files)) as read_each:
+        for (folder, path, label), read in zip(files, read_each([path for _, path, _ in files])):
+            if "error" in read and not read.get("blank"):
+                raise UserError(read["error"])
+            digits = [digit.image for line in read.get("lines", []) for digit in line]
+            if len(digits) != len(label):
+                print(f"num_net: warning: {path}: skipped ({len(digits)} digits found, the label {label} has "
+                      f"{len(label)})", file=sys.stderr)
+                skipped += 1
+                continue
+            images += digits
+            labels += [int(d) for d in label]
+            counts[str(folder)] += len(digits)
+    if not images:
+        raise UserError(f"{', '.join(map(str, folders))}: no usable labelled examples (every image was skipped)")
+    per_digit = np.bincount(labels, minlength=NUM_CLASSES).tolist()
+    return np.stack(images), np.array(labels, np.int64), {"folders": dict(counts), "examples": len(images),
+                                                           "per_digit": per_digit, "skipped": skipped}
+
+
+def score_folder(model, folder: Path, out_dir: Path) -> dict:
+    """Read every image of a labelled folder as `predict` does; how many come back right, overall
+    and per label, with the mistakes drawn into mistakes_<folder>.png."""
+    files = labelled_files(folder)
+    results, reads = predict_files(model, [path for path, _ in files])
+    got = [str(r.get("number", r.get("digit", ""))) for r in results]
+    right = [answer == label for answer, (_, label) in zip(got, files)]
+    per_label = collections.defaultdict(list)
+    for ok, (_, label) in zip(right, files):
+        per_label[label].append(ok)
+    wrong = [read for read, ok in zip(reads, right) if not ok and "proba" in read]
+    if wrong:
+        save_image(predict_sheet(wrong), out_dir / f"mistakes_{folder.resolve().name}.png")
+    return {"accuracy": float(np.mean(right)), "right": int(sum(right)), "images": len(files),
+            "failed": sum("error" in r for r in results),
+            "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
+                          for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
+
+
+def format_folder_score(folder: Path, score: dict) -> str:
+    """A folder's accuracy, then per label (the first 20 labels)."""
+    labels = list(score["per_label"].items())
+    per = "  ".join(f"{label}: {s['accuracy']:.0%} of {s['images']}" for label, s in labels[:20])
+    more = f"  (+{len(labels) - 20} more in metrics.json)" if len(labels) > 20 else ""
+    failed = f", {score['failed']} blank or unreadable" if score["failed"] else ""
+    return f"{folder}: {score['right']}/{score['images']} = {score['accuracy']:.1%} right{failed}\n  per label: {per}{more}"
 
 
 # ---------------------------------------------------------------- files and plots
@@ -1463,16 +1561,19 @@ class DrawPad:
     """A Matplotlib window to draw digits in, with the network's live answer beside it.
 
     Mouse drag paints with a round brush; every change re-runs predict's preprocessing and the
-    network. `c` or the Clear button clears, `q` quits. Each finished stroke prints one line.
+    network. `c` or the Clear button clears, `q` quits. Each finished stroke prints one line. A
+    digit key 0-9 saves the drawing as an example of that digit in `save_dir`/<digit>/ (for
+    `train --extra`) and clears the canvas; the window counts the examples saved per digit.
     """
 
     SIZE = 280  # canvas pixels a side: 10x MNIST
     BRUSH = 11.0  # brush radius in canvas pixels
 
-    def __init__(self, plt, model, out=sys.stdout):
+    def __init__(self, plt, model, out=sys.stdout, save_dir: Path = DEFAULT_SAVE_DIR):
         from matplotlib.widgets import Button
 
-        self.model, self.out, self.plt = model, out, plt
+        self.model, self.out, self.plt, self.save_dir = model, out, plt, save_dir
+        self.saved = [len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS]
         self.ink = np.zeros((self.SIZE, self.SIZE), np.float32)
         self.last: tuple[float, float] | None = None
         self.proba = np.zeros(NUM_CLASSES)
@@ -1487,6 +1588,7 @@ class DrawPad:
         self.seen_image = self.ax_seen.imshow(np.zeros((IMAGE_SIZE, IMAGE_SIZE)), cmap="gray", vmin=0, vmax=255)
         self.bars = self.ax_bars.bar(range(NUM_CLASSES), self.proba, color="tab:blue")
         self.answer = self.fig.text(0.93, 0.72, "", fontsize=40, ha="center", va="center", weight="bold")
+        self.saved_text = self.fig.text(0.15, 0.03, "", fontsize=10, va="center")
         self._style_axes()
         self.clear_button = Button(self.fig.add_axes((0.02, 0.02, 0.1, 0.06)), "Clear")
         self.clear_button.on_clicked(lambda _event: self.clear())
@@ -1496,14 +1598,14 @@ class DrawPad:
             self.fig.canvas.mpl_connect(name, handler)
         # Blitting: a full redraw of the figure takes ~60 ms; repainting only the parts that change
         # keeps each update well under the 50 ms a mouse move may take.
-        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer]
+        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer, self.saved_text]
         for artist in self.live:
             artist.set_animated(True)
         self.background = None
         self.refresh()
 
     def _style_axes(self) -> None:
-        self.ax_canvas.set_title("draw a digit here (c: clear, q: quit)")
+        self.ax_canvas.set_title("draw a digit here (c: clear, q: quit, 0-9: save as)")
         self.ax_seen.set_title("what the network sees (28x28)")
         self.ax_bars.set_title("probability of each digit")
         self.ax_bars.set_ylim(0, 1)
@@ -1539,6 +1641,8 @@ class DrawPad:
             bar.set_height(last[d])
             bar.set_color("tab:red" if len(self.proba) and d == last.argmax() else "tab:blue")
         self.answer.set_text(self.reading() or "?")
+        counts = "  ".join(f"{d}:{n}" for d, n in enumerate(self.saved))
+        self.saved_text.set_text(f"saved in {self.save_dir} (press 0-9 to save): {counts}")
         self.blit()
 
     def on_draw(self, event) -> None:
@@ -1594,6 +1698,21 @@ class DrawPad:
             self.clear()
         elif event.key == "q":
             self.plt.close(self.fig)
+        elif event.key in DIGITS:
+            self.save_example(int(event.key))
+
+    def save_example(self, digit: int) -> None:
+        """Save the drawing (dark ink on white, as on paper) as an example of `digit`, then clear."""
+        from PIL import Image
+
+        if not self.ink.any():
+            print("nothing drawn to save", file=self.out, flush=True)
+            return
+        path = self.save_dir / str(digit) / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
+        save_image(Image.fromarray(np.round(255 * (1 - self.ink)).astype(np.uint8)), path)
+        self.saved[digit] += 1
+        print(f"saved {path} ({self.saved[digit]} examples of {digit})", file=self.out, flush=True)
+        self.clear()
 
 
 # ---------------------------------------------------------------- commands
@@ -1677,16 +1796,20 @@ def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: Run
     }
 
 
-def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
+def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = ()) -> int:
+    extra = load_examples(extra_folders) if extra_folders else None  # before the slow part: bad folders fail fast
     ds = load_dataset(run.data)
     print(f"data: {ds.describe()}", file=sys.stderr)
     import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
     model = build_model()
-    fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2)
+    fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2,
+                extra=extra and (normalize(extra[0]), extra[1]))
     save_model(model, run.model)
     plt = pyplot(run.show)
     save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
     metrics = train_metrics(fit, report(plt, ds, model, run.out_dir), ds, cfg, run)
+    if extra:
+        metrics["extra"] = {**extra[2], "repeats_per_epoch": fit["extra_repeats"]}
     save_json(metrics, run.out_dir / "metrics.json")
     val = "n/a" if metrics["val_accuracy"] is None else f"{metrics['val_accuracy']:.2%}"
     print(
@@ -1694,24 +1817,42 @@ def cmd_train(run: RunConfig, cfg: TrainConfig) -> int:
         f"test {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f})\n"
         f"trained {cfg.epochs} epochs in {metrics['train_seconds']:.1f} s, "
         f"{metrics['samples_per_second']:,} samples/s\n"
-        f"saved {run.model}, {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
+        + (f"{describe_extra(metrics['extra'])}\n" if extra else "")
+        + f"saved {run.model}, {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
     )
     show_figures(plt)
     return 0
 
 
-def cmd_evaluate(run: RunConfig) -> int:
+def describe_extra(extra: dict) -> str:
+    folders = ", ".join(f"{count} from {folder}" for folder, count in extra["folders"].items())
+    per_digit = " ".join(f"{d}:{n}" for d, n in enumerate(extra["per_digit"]))
+    return (f"your examples: {extra['examples']} ({folders}; per digit {per_digit}), each seen "
+            f"{extra['repeats_per_epoch']}x per epoch; {extra['skipped']} files skipped")
+
+
+def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
     model = load_model(run.model)
-    ds = load_dataset(run.data)
-    print(f"data: {ds.describe()}", file=sys.stderr)
-    plt = pyplot(run.show)
-    test = report(plt, ds, model, run.out_dir)
-    metrics = {**test, "data": ds.describe(), "canonical_mnist": ds.canonical, "model": str(run.model)}
+    metrics: dict = {"model": str(run.model)}
+    plt = None
+    if run.data is not None or not images:  # the MNIST test set, unless only your folders were asked for
+        ds = load_dataset(run.data)
+        print(f"data: {ds.describe()}", file=sys.stderr)
+        plt = pyplot(run.show)
+        test = report(plt, ds, model, run.out_dir)
+        metrics.update(test, data=ds.describe(), canonical_mnist=ds.canonical)
+        print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
+        print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
+    if images:
+        metrics["folders"] = {str(folder): score_folder(model, folder, run.out_dir) for folder in images}
+        for folder, score in metrics["folders"].items():
+            print(format_folder_score(Path(folder), score))
     save_json({**metrics, **library_versions()}, run.out_dir / "metrics.json")
-    print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
-    print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
-    print(f"saved {saved_list(run.out_dir, EVALUATE_OUTPUTS)}")
-    show_figures(plt)
+    saved = [*(EVALUATE_OUTPUTS if plt else ["metrics.json"]),
+             *(f"mistakes_{Path(f).resolve().name}.png" for f, s in metrics.get("folders", {}).items() if s["right"] < s["images"])]
+    print(f"saved {saved_list(run.out_dir, saved)}")
+    if plt:
+        show_figures(plt)
     return 0
 
 
@@ -1769,7 +1910,7 @@ class Progress:
 
     def close(self) -> None:
         print(file=sys.stderr)
-def cmd_draw(run: RunConfig) -> int:
+def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
     if not display_available():  # checked before TensorFlow and the model load: it takes no time
         print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
               "use `predict` on an image file instead", file=sys.stderr)
@@ -1779,7 +1920,7 @@ def cmd_draw(run: RunConfig) -> int:
         print("num_net: error: draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
               "install Tk or PySide6, or set MPLBACKEND", file=sys.stderr)
         return 2
-    pad = DrawPad(plt, load_reader(run.model))
+    pad = DrawPad(plt, load_reader(run.model), save_dir=save_dir)
     plt.show()
     plt.close(pad.fig)
     return 0
@@ -1807,7 +1948,7 @@ def add_common_flags(parser: argparse.ArgumentParser, data: bool = True) -> None
     if data:
         parser.add_argument(
             "--data",
-            default=os.environ.get(DATA_ENV),
+            default=os.environ.get(DATA_ENV) or None,
             help=f"local MNIST: an .npz (x_train, y_train, x_test, y_test) or a folder of the four "
             f"IDX files; default ${DATA_ENV}, else download through Keras",
         )
@@ -1835,8 +1976,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of the training images held out (the last ones) for validation",
     )
     train_p.add_argument("--seed", type=int, default=defaults.seed, help="same seed, same model (on one machine)")
-    eval_p = commands.add_parser("evaluate", help="score a saved model on the test set", formatter_class=fmt)
+    train_p.add_argument("--extra", type=Path, nargs="+", default=[], metavar="DIR",
+                         help="your own labelled examples to train on as well (subfolders 0-9, or files "
+                         "named <digit>_<anything>.png), e.g. saved by `draw`")
+    eval_p = commands.add_parser("evaluate", help="score a saved model on the test set and labelled folders",
+                                 formatter_class=fmt)
     add_common_flags(eval_p)
+    eval_p.add_argument("--images", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="also score labelled folders (subfolders 0-9, or files named <label>_<anything>.png); "
+                        f"without --data or ${DATA_ENV}, only these")
     predict_p = commands.add_parser("predict", help="read digits in your own images", formatter_class=fmt)
     predict_p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of them")
     predict_p.add_argument("--json", action="store_true", help="print one JSON array instead of lines")
@@ -1844,6 +1992,8 @@ def build_parser() -> argparse.ArgumentParser:
     draw_p = commands.add_parser("draw", help="draw a digit with the mouse and watch the prediction",
                                  formatter_class=fmt)
     draw_p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
+    draw_p.add_argument("--save-dir", type=Path, default=DEFAULT_SAVE_DIR,
+                        help="where the digit keys 0-9 save your drawing as an example (DIR/<digit>/<time>.png)")
     draw_p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     return parser
 
@@ -1860,7 +2010,7 @@ def run_command(args: argparse.Namespace) -> int:
     out_dir, show = getattr(args, "out_dir", DEFAULT_OUT_DIR), not getattr(args, "no_show", False)
     run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=out_dir, show=show)
     if args.command == "draw":
-        return cmd_draw(run)
+        return cmd_draw(run, args.save_dir)
     preflight(run, writes_model=args.command == "train")
     if args.command == "predict":
         return cmd_predict(run, args.paths, args.json)
@@ -1868,8 +2018,8 @@ def run_command(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed
         )
-        return cmd_train(run, cfg)
-    return cmd_evaluate(run)
+        return cmd_train(run, cfg, args.extra)
+    return cmd_evaluate(run, args.images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
