@@ -63,6 +63,7 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 AUGMENTATION = ("rotation", "shear", "scale", "max_shift", "bolder", "thinner")
+AUGMENT_CHUNK = 4096  # training images restyled per call of the augmentation
 EXTRA_SHARE = 0.05  # your own examples, repeated, make up this share of the training images
 FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-style augmentation
 EVALUATE_OUTPUTS = ("metrics.json", "predictions.png", "confusion.png", "mistakes.png")
@@ -932,8 +933,10 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     rotation, slant (shear), width and height scaling and shift, composed into one affine
     transform and resampled once, and some images get bolder or thinner strokes, by XLA-compiled
     functions. (TensorFlow's ImageProjectiveTransformV3, the op inside Keras's RandomRotation,
-    cannot be compiled by XLA and held training to 78,000 samples/s here.) No prefetch: on a 2-core machine its thread steals a core from the matrix
-    multiplies.
+    cannot be compiled by XLA and held training to 78,000 samples/s here.) Batches are restyled
+    several at a time, about AUGMENT_CHUNK images per call, so that small batches do not pay the
+    calls' overhead each. No prefetch: on a 2-core machine its thread steals a core from the
+    matrix multiplies.
     """
     import tensorflow as tf
 
@@ -952,14 +955,17 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
                          jit_compile=True)
     stroked = tf.function(lambda batch_images, draws: stroke_widths(batch_images, draws[:, 6], cfg), jit_compile=True)
 
-    def augmented(step, index):
-        draws = tf.random.stateless_uniform((batch, 7), [cfg.seed, step], -1.0, 1.0)
-        return stroked(warped(tf.gather(images, index), draws), draws), tf.gather(labels, index)
+    def augmented(call, indices):
+        index = tf.reshape(indices, [-1])
+        draws = tf.random.stateless_uniform((tf.size(index), 7), [cfg.seed, call], -1.0, 1.0)
+        restyled = stroked(warped(tf.gather(images, index), draws), draws)
+        batches = (tf.reshape(restyled, [-1, batch, IMAGE_SIZE, IMAGE_SIZE]), tf.gather(labels, indices))
+        return tf.data.Dataset.from_tensor_slices(batches)
 
-    # Stateless random ops keyed on (seed, epoch) and (seed, step): the same seed gives the same
+    # Stateless random ops keyed on (seed, epoch) and (seed, call): the same seed gives the same
     # batches in every process, whatever else ran before.
-    stream = tf.data.Dataset.counter().map(epoch_order).unbatch().enumerate().map(augmented)
-    return stream, per_epoch
+    calls = tf.data.Dataset.counter().map(epoch_order).unbatch().batch(max(1, AUGMENT_CHUNK // batch))
+    return calls.enumerate().flat_map(augmented), per_epoch
 
 
 def writer_transforms(draws, cfg: TrainConfig):
