@@ -5,8 +5,10 @@ Usage:
     python num_net.py                                    # same as `python num_net.py train`
     python num_net.py train --data mnist.npz --no-show   # offline, from a local copy
     python num_net.py evaluate --model handwritten.keras # scores, confusion matrix, mistakes
-    python num_net.py predict photo.jpg scans/ --json    # digits and numbers in your images
-    python num_net.py draw                               # draw with the mouse, watch it think
+    python num_net.py predict photo.jpg scans/ --json    # digits and numbers in your photos and scans
+    python num_net.py draw                               # draw with the mouse; keys 0-9 save examples
+    python num_net.py train --extra my_digits            # learn your handwriting too
+    python num_net.py evaluate --images my_digits        # how well it reads your labelled examples
 
 The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(10, softmax).
 """
@@ -72,6 +74,10 @@ TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, "history.png")
 FIGURE_STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "figure.titlesize": 13,
                 "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "gray_r"}
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # images (3 dims), labels (1 dim); uint8 payload
+PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
+SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
+PREDICT_CHUNK = 256  # predict prints its results this many files at a time
+PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
 
 
 class UserError(Exception):
@@ -271,10 +277,6 @@ WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before 
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
 MIN_CONTRAST = 0.08  # ink fainter than this against its paper (on a 0-1 scale) is not ink
 TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
-PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
-SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
-PREDICT_CHUNK = 256  # predict prints its results this many files at a time
-PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
 SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
 NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
 PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side

@@ -313,7 +313,7 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         import num_net
 
-        model = num_net.load_model(args.check)
+        model = num_net.load_reader(args.check)
         num_net.predict_files(model, [next(iter(sets.values()))[0][0]])  # warm up: tracing is not per-image work
         for name, written in sets.items():
             start = time.perf_counter()

@@ -7,7 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +33,7 @@ def test_the_committed_model_is_read_with_numpy():
     assert isinstance(num_net.load_reader(MODEL), num_net.DenseNet)
 
 
-def test_numpy_probabilities_equal_keras_on_the_whole_test_set(mnist_test, keras_model):
+def test_numpy_probabilities_equal_keras_on_the_whole_test_set(mnist_test, keras_model):  # noqa: F811
     x = num_net.normalize(mnist_test[0])
     ours = num_net.load_reader(MODEL).probabilities(x)
     theirs = num_net.predict_proba(keras_model, x)

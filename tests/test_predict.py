@@ -251,8 +251,8 @@ def test_rerendered_test_digits_are_read_correctly(mnist_test, tmp_path):
 
 # Each real-page case, rendered from MNIST test digits with known answers (tests/pages.py), must
 # keep its accuracy; floors sit a little under what `python tests/pages.py --case all` measures.
-CASE_FLOORS = {"page_edge": 0.76, "ruled": 0.88, "boxed": 0.64, "touching": 0.76, "small_number": 0.8,
-               "two_lines": 0.68, "bold_tight": 0.92, "faint_pencil": 0.64}
+CASE_FLOORS = {"page_edge": 0.76, "ruled": 0.92, "boxed": 0.72, "touching": 0.76, "small_number": 0.8,
+               "two_lines": 0.8, "bold_tight": 0.92, "faint_pencil": 0.64}
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,8 @@ def handwriting_folder(name: str) -> Path:
     pytest.skip("set NUMNET_HANDWRITING to ../shared/handwriting to run the real-handwriting tests")
 
 
-@pytest.mark.parametrize("name, floor", [("registers", 0.40), ("usps", 0.92)])
+# Floors a little under the committed model's measured figures (README), above the issue targets.
+@pytest.mark.parametrize("name, floor", [("registers", 0.55), ("usps", 0.93), ("ru_gridscan", 0.92)])
 def test_real_handwriting_from_outside_mnist(name, floor, model):
     files = num_net.image_files([handwriting_folder(name)])
     results, _ = num_net.predict_files(model, files)

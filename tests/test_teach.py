@@ -3,7 +3,6 @@ evaluate --images."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -100,13 +99,13 @@ def test_bad_labelled_folders_give_one_line(problem, needle, subfolders, tmp_pat
         written("1").save(folder / "one.png")
     else:
         folder = tmp_path / "nowhere"
-    model = tmp_path / "m.keras"
+    saved = tmp_path / "m.keras"
     np.savez(tmp_path / "tiny.npz", **synthetic_arrays(n_train=100, n_test=20))
     code = num_net.main(["train", "--extra", str(folder), "--data", str(tmp_path / "tiny.npz"),
-                         "--model", str(model), "--out-dir", str(tmp_path / "out"), "--no-show"])
+                         "--model", str(saved), "--out-dir", str(tmp_path / "out"), "--no-show"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("num_net: error:") and needle in err[0], err
-    assert not model.exists()
+    assert not saved.exists()
 
 
 def test_digit_keys_save_examples_atomically(pad, tmp_path):  # noqa: F811
@@ -132,11 +131,11 @@ def test_train_extra_changes_the_answers_on_your_examples(tmp_path):
     files = sorted(mine.iterdir())
     answers = {}
     for name, extra in (("without", []), ("with", ["--extra", str(tmp_path / "mine")])):
-        model = tmp_path / f"{name}.keras"
-        code = num_net.main(["train", "--data", str(tmp_path / "tiny.npz"), "--epochs", "3", "--model", str(model),
+        trained = tmp_path / f"{name}.keras"
+        code = num_net.main(["train", "--data", str(tmp_path / "tiny.npz"), "--epochs", "3", "--model", str(trained),
                              "--out-dir", str(tmp_path / name), "--no-show", *extra])
         assert code == 0
-        results, _ = num_net.predict_files(num_net.load_reader(model), files)
+        results, _ = num_net.predict_files(num_net.load_reader(trained), files)
         answers[name] = [r.get("digit") for r in results]
     assert answers["with"].count(7) >= 5 and answers["without"].count(7) <= 1
     metrics = json.loads((tmp_path / "with" / "metrics.json").read_text())
