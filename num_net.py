@@ -1949,6 +1949,11 @@ def positive_int(text: str) -> int:
     return value
 
 
+def batch_size(text: str) -> int | None:
+    """A positive batch size, or "auto" (None): chosen from the number of epochs."""
+    return None if text == "auto" else positive_int(text)
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -1982,8 +1987,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = commands.add_parser("train", help="train, evaluate, save the model and plots", formatter_class=fmt)
     add_common_flags(train_p)
     train_p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the data")
-    train_p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
-                         help="images per step (default: 512 for 20 epochs or more, smaller for short runs)")
+    train_p.add_argument("--batch-size", type=batch_size, default="auto",
+                         help="images per step; auto: 512 for 20 epochs or more, 256 from 8, 64 from 3, else 32")
     train_p.add_argument(
         "--validation-split", type=fraction, default=defaults.validation_split,
         help="fraction of the training images held out (the last ones) for validation",
