@@ -450,7 +450,7 @@ def pixel_noise(gray: np.ndarray) -> float:
     """The page's pixel noise (standard deviation), from neighbouring pixels' differences (every
     other row is plenty): robust, since strokes' edges are few among them."""
     steps = np.abs(np.diff(gray[::2], axis=1))
-    return float(1.4826 * np.median(steps) / np.sqrt(2))
+    return float(1.4826 * np.median(steps) / np.sqrt(2)) if steps.size else 0.0
 
 
 def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:

@@ -73,6 +73,13 @@ def test_blank_and_nearly_blank_pages_have_no_digit():
     assert num_net.preprocess(noisy) == []
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 900), (900, 2), (5, 5)])
+def test_degenerate_pages_have_no_digit_and_raise_no_warning(shape, recwarn):
+    assert num_net.preprocess(np.zeros(shape, np.float32)) == []
+    assert num_net.preprocess(np.ones(shape, np.float32)) == []
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def ruled_page(width=600, height=400) -> Image.Image:
     """White paper with thin gray ruled lines across it, every 60 pixels."""
     img = Image.new("L", (width, height), 255)
