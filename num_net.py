@@ -1347,6 +1347,9 @@ def score_folder(model, folder: Path, out_dir: Path) -> dict:
     and per label, with the mistakes drawn into mistakes_<folder>.png."""
     files = labelled_files(folder)
     results, reads = predict_files(model, [path for path, _ in files])
+    unreadable = next((r["error"] for r in reads if "error" in r and not r.get("blank")), None)
+    if unreadable:
+        raise UserError(unreadable)
     got = [str(r.get("number", r.get("digit", ""))) for r in results]
     right = [answer == label for answer, (_, label) in zip(got, files)]
     per_label = collections.defaultdict(list)
@@ -1366,7 +1369,7 @@ def format_folder_score(folder: Path, score: dict) -> str:
     labels = list(score["per_label"].items())
     per = "  ".join(f"{label}: {s['accuracy']:.0%} of {s['images']}" for label, s in labels[:20])
     more = f"  (+{len(labels) - 20} more in metrics.json)" if len(labels) > 20 else ""
-    failed = f", {score['failed']} blank or unreadable" if score["failed"] else ""
+    failed = f", {score['failed']} with no digit found" if score["failed"] else ""
     return f"{folder}: {score['right']}/{score['images']} = {score['accuracy']:.1%} right{failed}\n  per label: {per}{more}"
 
 

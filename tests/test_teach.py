@@ -143,6 +143,14 @@ def test_train_extra_changes_the_answers_on_your_examples(tmp_path):
     assert metrics["extra"]["repeats_per_epoch"] >= 1 and "test_accuracy" in metrics
 
 
+def test_evaluate_images_refuses_a_broken_image_in_one_line(flat, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NUMNET_DATA", raising=False)
+    (flat / "5_broken.png").write_bytes(b"\x89PNG not really")
+    code = num_net.main(["evaluate", "--images", str(flat), "--model", str(MODEL), "--out-dir", str(tmp_path), "--no-show"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "5_broken.png" in err[0] and "not a readable image" in err[0]
+
+
 def test_evaluate_images_agrees_with_predict_and_downloads_nothing(flat, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NUMNET_DATA", raising=False)
     out = tmp_path / "out"
