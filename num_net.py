@@ -772,7 +772,6 @@ def preprocess(gray: np.ndarray) -> list[np.ndarray]:
     return [digit.image for line in find_digits(gray) for digit in line]
 
 
-
 # ---------------------------------------------------------------- model
 
 
@@ -1219,13 +1218,16 @@ def describe_prediction(read: dict, proba: np.ndarray) -> dict:
     per_digit = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 4), "top": top_k(p)} for p in proba]
     if len(per_digit) == 1:
         return {"file": read["file"], **per_digit[0]}
-    lines, start = [], 0
-    for line in read["lines"]:
-        lines.append("".join(str(d["digit"]) for d in per_digit[start : start + len(line)]))
-        start += len(line)
+    lines = line_numbers(read["lines"], proba)
     confidence = round(float(np.prod([d["confidence"] for d in per_digit])), 4)
     result = {"file": read["file"], "number": lines[0], "confidence": confidence, "digits": per_digit}
     return {**result, "lines": lines} if len(lines) > 1 else result
+
+
+def line_numbers(lines: list[list[Digit]], proba: np.ndarray) -> list[str]:
+    """The digits read on each line of a page, as text: `proba` holds one row per digit, in order."""
+    digits = iter(int(p.argmax()) for p in proba)
+    return ["".join(str(next(digits)) for _ in line) for line in lines]
 
 
 def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]:
@@ -1357,11 +1359,16 @@ def score_folder(model, folder: Path, out_dir: Path) -> dict:
         per_label[label].append(ok)
     wrong = [read for read, ok in zip(reads, right) if not ok and "proba" in read]
     if wrong:
-        save_image(predict_sheet(wrong), out_dir / f"mistakes_{folder.resolve().name}.png")
+        save_image(predict_sheet(wrong), out_dir / mistakes_figure(folder))
     return {"accuracy": float(np.mean(right)), "right": int(sum(right)), "images": len(files),
             "failed": sum("error" in r for r in results),
             "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
                           for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
+
+
+def mistakes_figure(folder: Path) -> str:
+    """The name of the figure of a labelled folder's misread images."""
+    return f"mistakes_{folder.resolve().name}.png"
 
 
 def format_folder_score(folder: Path, score: dict) -> str:
@@ -1536,12 +1543,6 @@ def plot_mistakes(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray
     return fig
 
 
-def read_as_text(read: dict) -> str:
-    """What was read in one file, its lines joined by " / "."""
-    digits = iter(int(p.argmax()) for p in read["proba"])
-    return " / ".join("".join(str(next(digits)) for _ in line) for line in read["lines"])
-
-
 def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
     """predict.png, drawn with Pillow: per image, the original with a box and the answer on every
     digit read, and the 28x28 images the network saw with its answer and confidence."""
@@ -1554,7 +1555,7 @@ def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
     draw = ImageDraw.Draw(sheet)
     for n, read in enumerate(shown):
         top = 5 + n * row
-        draw.text((10, top), f"{Path(read['file']).name}: {read_as_text(read)}", fill="black", font=font)
+        draw.text((10, top), f"{Path(read['file']).name}: {' / '.join(line_numbers(read['lines'], read['proba']))}", fill="black", font=font)
         page = Image.fromarray(read["page"]).convert("RGB")
         boxes = ImageDraw.Draw(page)
         digits = [digit for line in read["lines"] for digit in line]
@@ -1865,7 +1866,7 @@ def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
             print(format_folder_score(Path(folder), score))
     save_json({**metrics, **library_versions()}, run.out_dir / "metrics.json")
     saved = [*(EVALUATE_OUTPUTS if plt else ["metrics.json"]),
-             *(f"mistakes_{Path(f).resolve().name}.png" for f, s in metrics.get("folders", {}).items() if s["right"] < s["images"])]
+             *(mistakes_figure(Path(f)) for f, s in metrics.get("folders", {}).items() if s["right"] < s["images"])]
     print(f"saved {saved_list(run.out_dir, saved)}")
     if plt:
         show_figures(plt)
@@ -1879,7 +1880,8 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
         raise UserError(f"{', '.join(map(str, paths))}: no image files found")
     shown, failed, done = [], False, 0
     progress = Progress(len(files)) if sys.stderr.isatty() else None
-    print("[" if as_json else "", end="")
+    if as_json:
+        print("[", end="")
     for results, reads in predict_chunks(model, files):
         for result in results:
             failed |= "error" in result
@@ -1891,7 +1893,8 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
             progress.show(done)
     if progress:
         progress.close()
-    print("\n]" if as_json else "", end="\n" if as_json else "")
+    if as_json:
+        print("\n]")
     if shown:
         sheet = save_image(predict_sheet(shown), run.out_dir / "predict.png")
         if run.show and display_available():
