@@ -13,15 +13,9 @@ import pytest
 from PIL import Image
 
 import num_net
+from test_failures import assert_one_line_error
 from test_num_net import ROOT, synthetic_arrays
 from test_predict import MODEL, drawn_digit, mnist_test  # noqa: F401  (a fixture)
-
-
-def one_line_error(code: int, err: str, *needles: str) -> None:
-    lines = err.strip().splitlines()
-    assert code != 0 and len(lines) == 1 and lines[0].startswith("num_net: error:"), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +72,7 @@ def test_a_model_with_nan_weights_is_refused_everywhere(nan_model, tmp_path, cap
     image = tmp_path / "one.png"
     Image.fromarray((drawn_digit() * 255).astype(np.uint8)).save(image)
     code = num_net.main(["predict", str(image), "--model", str(nan_model), "--out-dir", str(tmp_path), "--no-show"])
-    one_line_error(code, capsys.readouterr().err, str(nan_model), "not all finite")
+    assert_one_line_error(code, capsys.readouterr().err.strip().splitlines(), str(nan_model), "not all finite")
     with pytest.raises(num_net.UserError, match="not all finite"):
         num_net.load_model(nan_model)  # evaluate's loader
     with pytest.raises(num_net.UserError, match="not all finite"):
@@ -100,13 +94,13 @@ def test_diverged_training_saves_nothing(tmp_path, monkeypatch, capsys):
                          "--out-dir", str(tmp_path / "out"), "--no-show"])
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    one_line_error(code, err.strip().splitlines()[-1], "diverged", "untouched")  # after the `data:` line
+    assert_one_line_error(code, err.strip().splitlines()[-1:], "diverged", "untouched")  # after the `data:` line
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before
 
 
 def test_data_that_is_not_a_regular_file_says_so(tmp_path, capsys):
     code = num_net.main(["train", "--data", "/dev/null", "--out-dir", str(tmp_path), "--no-show"])
-    one_line_error(code, capsys.readouterr().err, "/dev/null", "not a regular file or folder")
+    assert_one_line_error(code, capsys.readouterr().err.strip().splitlines(), "/dev/null", "not a regular file or folder")
 
 
 @pytest.fixture(scope="module")

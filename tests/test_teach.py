@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 import num_net
 from test_draw import model, pad, stroke  # noqa: F401  (fixtures)
+from test_failures import assert_one_line_error
 from test_num_net import synthetic_arrays
 from test_predict import MODEL
 
@@ -104,7 +105,8 @@ def test_bad_labelled_folders_give_one_line(problem, needle, subfolders, tmp_pat
     code = num_net.main(["train", "--extra", str(folder), "--data", str(tmp_path / "tiny.npz"),
                          "--model", str(saved), "--out-dir", str(tmp_path / "out"), "--no-show"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and err[0].startswith("num_net: error:") and needle in err[0], err
+    assert code == 1
+    assert_one_line_error(code, err, needle)
     assert not saved.exists()
 
 
@@ -148,7 +150,8 @@ def test_evaluate_images_refuses_a_broken_image_in_one_line(flat, tmp_path, monk
     (flat / "5_broken.png").write_bytes(b"\x89PNG not really")
     code = num_net.main(["evaluate", "--images", str(flat), "--model", str(MODEL), "--out-dir", str(tmp_path), "--no-show"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and "5_broken.png" in err[0] and "not a readable image" in err[0]
+    assert code == 1
+    assert_one_line_error(code, err, "5_broken.png", "not a readable image")
 
 
 def test_evaluate_images_agrees_with_predict_and_downloads_nothing(flat, tmp_path, monkeypatch, capsys):
