@@ -277,6 +277,7 @@ WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before 
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
 MIN_CONTRAST = 0.08  # ink fainter than this against its paper (on a 0-1 scale) is not ink
 TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
+SOLID_INK = 70  # ink at or above this percentile of a digit's own ink is drawn full white, as MNIST's stroke cores are
 SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
 NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
 PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side
@@ -732,12 +733,13 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def fit_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """One cropped digit -> MNIST's 28x28 uint8: fit in 20x20 keeping aspect, strokes thickened to
-    MNIST's width, centre of mass in the middle."""
+    """One cropped digit -> MNIST's 28x28 uint8: fit in 20x20 keeping aspect, stroke cores solid
+    and strokes thickened to MNIST's width, centre of mass in the middle."""
     from PIL import Image, ImageFilter
 
     scale = DIGIT_BOX / max(ink.shape)
-    img = Image.fromarray((np.where(mask, ink / max(float(ink[mask].max()), 1e-6), 0) * 255).astype(np.uint8))
+    solid = max(float(np.percentile(ink[mask], SOLID_INK)), 1e-6)
+    img = Image.fromarray((np.where(mask, np.clip(ink / solid, 0, 1), 0) * 255).astype(np.uint8))
     width_in_box = stroke_width(mask) * scale
     if width_in_box < TARGET_STROKE * 0.75:
         # Thicken at 3x the final size, where one filter step is a third of a final pixel.

@@ -300,7 +300,7 @@ def handwriting_folder(name: str) -> Path:
 
 
 # Floors a little under the committed model's measured figures (README), above the issue targets.
-@pytest.mark.parametrize("name, floor", [("registers", 0.55), ("usps", 0.93), ("ru_gridscan", 0.92)])
+@pytest.mark.parametrize("name, floor", [("registers", 0.58), ("usps", 0.93), ("ru_gridscan", 0.92)])
 def test_real_handwriting_from_outside_mnist(name, floor, model):
     files = num_net.image_files([handwriting_folder(name)])
     results, _ = num_net.predict_files(model, files)
