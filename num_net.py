@@ -1470,26 +1470,11 @@ def plot_predictions(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndar
     """A grid of test images titled 'predicted (true)'; mistakes in red with a red frame."""
     predicted = proba.argmax(axis=1)
     picks = sample_with_mistakes(labels, predicted, min(count, len(labels)), mistakes=count // 4)
-    cols = min(10, len(picks))
-    rows = -(-len(picks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.5 * rows + 0.4), squeeze=False)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.axis("off")
-    for ax, i in zip(axes.flat, picks):
-        ax.axis("on")
-        ax.imshow(images[i], cmap="gray_r")
-        wrong = predicted[i] != labels[i]
-        color = "tab:red" if wrong else "black"
-        ax.set_title(f"{predicted[i]} ({labels[i]})" + (" wrong" if wrong else ""), color=color, fontsize=10)
-        for spine in ax.spines.values():
-            spine.set_edgecolor(color)
-            spine.set_linewidth(3 if wrong else 0.5)
-    errors = int(np.sum(predicted[picks] != labels[picks]))
-    tail = f"the last {errors} are mistakes, in red" if errors else "no mistakes among them"
-    fig.suptitle(f"NumNet on test images, titled predicted (true); {tail}")
-    return fig
+    wrong = predicted[picks] != labels[picks]
+    titles = [f"{predicted[i]} ({labels[i]})" + (" wrong" if bad else "") for i, bad in zip(picks, wrong)]
+    tail = f"the last {int(wrong.sum())} are mistakes, in red" if wrong.any() else "no mistakes among them"
+    return image_grid(plt, images[picks], titles, wrong, cols=10, cmap="gray_r",
+                      title=f"NumNet on test images, titled predicted (true); {tail}")
 
 
 def plot_history(plt, history: dict):
@@ -1531,17 +1516,32 @@ def plot_confusion(plt, confusion: np.ndarray):
 def plot_mistakes(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray, count: int = 24):
     """The most confidently wrong test images, each with true digit, prediction and probability."""
     picks = most_confident_mistakes(labels, proba, count)
-    cols = 8
-    rows = max(1, -(-len(picks) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows + 0.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, picks):
-        guess = int(proba[i].argmax())
-        ax.imshow(images[i])
-        ax.set_title(f"true {labels[i]}\nsaid {guess} ({proba[i, guess]:.0%})", color="tab:red", fontsize=10)
+    guesses = proba[picks].argmax(axis=1)
+    titles = [f"true {labels[i]}\nsaid {g} ({proba[i, g]:.0%})" for i, g in zip(picks, guesses)]
     title = f"The {len(picks)} most confident mistakes" if len(picks) else "No mistakes on the test set"
-    fig.suptitle(title)
+    return image_grid(plt, images[picks], titles, np.ones(len(picks), bool), cols=8, cmap="viridis", title=title)
+
+
+def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, cols: int, cmap: str, title: str):
+    """28x28 images in rows of `cols`, each under its title, the wrong ones titled in red with a
+    red frame: one axes and one picture, not an axes per image (a tenth of the drawing time)."""
+    from matplotlib.patches import Rectangle
+
+    rows, lines = max(1, -(-len(images) // cols)), max([t.count("\n") + 1 for t in titles] or [1])
+    cell_w, cell_h = IMAGE_SIZE + 8, IMAGE_SIZE + 8 + 9 * lines  # pixels of image, gap and title
+    sheet = np.full((rows * cell_h, cols * cell_w), np.nan, np.float32)  # nan: background
+    fig = plt.figure(figsize=(cols * cell_w / 26, rows * cell_h / 26 + 0.5))
+    ax = fig.add_axes((0, 0, 1, rows * cell_h / 26 / fig.get_figheight()))
+    for k, (image, text, bad) in enumerate(zip(images, titles, wrong)):
+        top, left = (k // cols) * cell_h + cell_h - IMAGE_SIZE - 4, (k % cols) * cell_w + 4
+        sheet[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE] = image
+        color = "tab:red" if bad else "black"
+        ax.text(left + IMAGE_SIZE / 2, top - 2, text, color=color, ha="center", va="bottom", fontsize=10)
+        ax.add_patch(Rectangle((left - 1, top - 1), IMAGE_SIZE + 1, IMAGE_SIZE + 1, fill=False,
+                               edgecolor=color, linewidth=2.5 if bad else 0.5))
+    ax.imshow(np.ma.masked_invalid(sheet), cmap=cmap, interpolation="nearest")
+    ax.axis("off")
+    fig.suptitle(title, y=1 - 0.15 / fig.get_figheight())
     return fig
 
 
