@@ -26,6 +26,7 @@ import hashlib
 import io
 import itertools
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -1263,7 +1264,10 @@ def page_reader(count: int) -> Iterator:
     from scipy import ndimage  # noqa: F401
     from skimage.measure import inertia_tensor_eigvals  # noqa: F401
 
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+    # A fork of a process where TensorFlow has run (a test, a notebook) can die on a lock one of
+    # its threads held: then the workers start from a clean server process instead.
+    start = multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=start) as pool:
         yield lambda files: pool.map(read_digits, files, chunksize=8)
 
 

@@ -114,6 +114,14 @@ def folder(tmp_path_factory):
     return root
 
 
+def test_a_folder_is_read_by_workers_after_training_in_the_same_process(folder):
+    data = synthetic_arrays(n_train=600)
+    num_net.train(num_net.build_model(), num_net.normalize(data["x_train"]), data["y_train"],
+                  num_net.TrainConfig(epochs=1), verbose=0)
+    results, _ = num_net.predict_files(num_net.load_reader(MODEL), num_net.image_files([folder]))
+    assert [r.get("digit") for r in results].count(1) == 59
+
+
 def test_results_come_in_order_a_chunk_at_a_time(folder):
     files = num_net.image_files([folder])
     chunks = list(num_net.predict_chunks(num_net.load_reader(MODEL), files, chunk=25))
