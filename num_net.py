@@ -1367,13 +1367,15 @@ def score_folder(model, folder: Path, out_dir: Path) -> dict:
     per_label = collections.defaultdict(list)
     for ok, (_, label) in zip(right, files):
         per_label[label].append(ok)
-    wrong = [read for read, ok in zip(reads, right) if not ok and "proba" in read]
+    score = {"accuracy": float(np.mean(right)), "right": int(sum(right)), "images": len(files),
+             "failed": sum("error" in r for r in results),
+             "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
+                           for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
+    wrong = [read for read, ok in zip(reads, right) if not ok and "proba" in read]  # misread, not blank
     if wrong:
-        save_image(predict_sheet(wrong), out_dir / mistakes_figure(folder))
-    return {"accuracy": float(np.mean(right)), "right": int(sum(right)), "images": len(files),
-            "failed": sum("error" in r for r in results),
-            "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
-                          for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
+        score["mistakes_figure"] = mistakes_figure(folder)
+        save_image(predict_sheet(wrong), out_dir / score["mistakes_figure"])
+    return score
 
 
 def mistakes_figure(folder: Path) -> str:
@@ -1876,7 +1878,7 @@ def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
             print(format_folder_score(Path(folder), score))
     save_json({**metrics, **library_versions()}, run.out_dir / "metrics.json")
     saved = [*(EVALUATE_OUTPUTS if plt else ["metrics.json"]),
-             *(mistakes_figure(Path(f)) for f, s in metrics.get("folders", {}).items() if s["right"] < s["images"])]
+             *(s["mistakes_figure"] for s in metrics.get("folders", {}).values() if "mistakes_figure" in s)]
     print(f"saved {saved_list(run.out_dir, saved)}")
     if plt:
         show_figures(plt)
@@ -1939,6 +1941,8 @@ class Progress:
 
     def close(self) -> None:
         print(file=sys.stderr)
+
+
 def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
     if not display_available():  # checked before TensorFlow and the model load: it takes no time
         print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "

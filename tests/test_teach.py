@@ -167,3 +167,17 @@ def test_evaluate_images_agrees_with_predict_and_downloads_nothing(flat, tmp_pat
     assert score["right"] == right and score["images"] == 4
     assert set(score["per_label"]) == {"0", "1", "7", "10"}
     assert f"{right}/4" in printed and "per label" in printed
+
+
+def test_evaluate_images_lists_only_the_files_it_saved(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NUMNET_DATA", raising=False)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    written("1").save(folder / "1_a.png")
+    Image.new("L", (120, 160), 255).save(folder / "7_blank.png")  # not right, but nothing misread to draw
+    out = tmp_path / "out"
+    assert num_net.main(["evaluate", "--images", str(folder), "--model", str(MODEL), "--out-dir", str(out), "--no-show"]) == 0
+    saved = capsys.readouterr().out.strip().splitlines()[-1]
+    assert saved.startswith("saved ")
+    named = saved.removeprefix("saved ").split(", ")
+    assert named == [str(out / "metrics.json")] and all(Path(name).is_file() for name in named)
