@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
+import functools
 import gzip
 import hashlib
 import io
@@ -71,6 +72,7 @@ EXTRA_SHARE = 0.05  # your own examples, repeated, make up this share of the tra
 FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-style augmentation
 EVALUATE_OUTPUTS = ("metrics.json", "predictions.png", "confusion.png", "mistakes.png")
 TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, "history.png")
+PREDICT_OUTPUT = "predict.png"
 # One look for every figure: readable at 100% zoom.
 FIGURE_STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "figure.titlesize": 13,
                 "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "gray_r"}
@@ -79,6 +81,13 @@ PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, n
 SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
 PREDICT_CHUNK = 256  # predict prints its results this many files at a time
 PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
+NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images,
+NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
+NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
+NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a digit's (Hendrycks et al.)
+TTA_TILT = 8.0  # degrees: a digit written a little tilted either way, as read at test time
+NOT_DIGIT_CHECK = 600  # held-out non-digits made to measure the threshold by (100 of each kind)
+NOT_A_DIGIT = 0.25  # a blob whose likeliest digit is less probable than this is not a digit (README: how chosen)
 
 
 class UserError(Exception):
@@ -105,6 +114,7 @@ class TrainConfig:
     max_shift: float = 2.0  # pixels, either way
     bolder: float = 0.15  # fraction of images with thicker strokes
     thinner: float = 0.15  # fraction of images with thinner strokes
+    non_digits: float = NOT_DIGIT_SHARE  # non-digits added, as a share of the training images
 
 
 def for_length(cfg: TrainConfig) -> TrainConfig:
@@ -146,6 +156,11 @@ class Dataset:
 
 
 # ---------------------------------------------------------------- data
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def first_line(exc: BaseException) -> str:
@@ -273,7 +288,10 @@ def normalize(images: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- preprocessing (your own images)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+HEIF_SUFFIXES = {".heic", ".heif"}  # read through the pillow-heif plugin
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}
+# Pillow's modes of more than 8 bits a pixel, and the value that is white in each.
+WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before any other work
 DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
 MIN_CONTRAST = 0.08  # ink fainter than this against its paper (on a 0-1 scale) is not ink
@@ -299,6 +317,10 @@ def load_image(path: Path) -> np.ndarray:
     """Open any image Pillow reads as grayscale floats in [0, 1] (1 = white), downscaled early."""
     from PIL import Image, ImageOps
 
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()  # iPhones' HEIC photos
     try:
         with warnings.catch_warnings(), Image.open(path) as img:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large photos are shrunk at once
@@ -306,9 +328,12 @@ def load_image(path: Path) -> np.ndarray:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 img = flatten_alpha(img.convert("RGBA"))
-            img = img.convert("L")
+            if img.mode in WIDE_MODES:  # a 16-bit scan at its own contrast: convert("L") would clip it
+                img = Image.fromarray(np.asarray(img, np.float32) / WIDE_MODES[img.mode])
+            else:
+                img = img.convert("L")
             img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-            return np.asarray(img, dtype=np.float32) / 255.0
+            return np.clip(np.asarray(img, np.float32) / (1.0 if img.mode == "F" else 255.0), 0, 1)
     except Image.DecompressionBombError as exc:
         raise UserError(f"{path}: image is too large to open safely ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -919,6 +944,200 @@ class DenseNet:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
+# ---------------------------------------------------------------- non-digits (outlier exposure)
+
+# What a page holds besides digits, made by the script itself and mixed into training with a flat
+# target over the ten classes (outlier exposure, Hendrycks et al. 2019), so that the network's own
+# top probability says "not a digit". Each is framed by fit_digit, exactly as predict frames a blob.
+NOT_DIGIT_KINDS = ("letters", "words", "scribbles", "pieces", "pairs", "page_marks")
+# Letters that are drawn like digits (O, I, l, S, Z, b, g, q, B, G, D, ...) are not non-digits.
+LETTERS = "ACEFHKMNPRTUVWXYacdefhkmnprtuvwxy"
+LETTER_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
+                "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
+                "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "STIXGeneral.ttf", "STIXGeneralItalic.ttf",
+                "STIXGeneralBol.ttf", "STIXGeneralBolIta.ttf", "cmr10.ttf", "cmss10.ttf", "cmti10.ttf", "cmb10.ttf")
+
+
+def non_digits(count: int, digits: np.ndarray, seed: int, held_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`count` 28x28 uint8 images of things that are not digits, an equal share of each kind in
+    NOT_DIGIT_KINDS, framed as predict frames a blob; returns them and each one's kind (an index
+    into NOT_DIGIT_KINDS). `digits` (28x28 uint8, white on black) are cut into pieces and pairs;
+    `held_out` draws from a stream that training never uses."""
+    from PIL import ImageFont
+    import matplotlib
+
+    fonts_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    fonts = [ImageFont.truetype(str(fonts_dir / name), 40) for name in LETTER_FONTS]
+    makers = (lambda rng: _letters(rng, fonts, 1) if rng.integers(2) else _pen_letter(rng), lambda rng: _letters(rng, fonts, int(rng.integers(2, 5))),
+              _scribble, lambda rng: _digit_piece(rng, digits), lambda rng: _digit_pair(rng, digits), _page_mark)
+    rng = np.random.default_rng([seed % 2**32, int(held_out)])
+    images, kinds = [], []
+    for n in range(count):
+        kind = n % len(makers)
+        while (framed := _framed(makers[kind](rng))) is None:
+            pass
+        images.append(framed)
+        kinds.append(kind)
+    return np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(kinds, np.int64)
+
+
+def _framed(ink: np.ndarray | None) -> np.ndarray | None:
+    """Ink (uint8, bright) cropped to its pixels and fit to 28x28 by fit_digit; None if too little."""
+    if ink is None or (mask := ink > 64).sum() < 12:
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return fit_digit(ink[crop].astype(np.float32) / 255, mask[crop])
+
+
+def _canvas(width: int = 64, height: int = 64):
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (width, height))
+    return img, ImageDraw.Draw(img)
+
+
+def _letters(rng: np.random.Generator, fonts: list, count: int) -> np.ndarray:
+    """Printed letters, one or a short word: handwriting's letters once restyled by training."""
+    img, draw = _canvas(40 + 36 * count, 64)
+    text = "".join(rng.choice(list(LETTERS), count))
+    draw.text((6, 4), text, fill=255, font=fonts[rng.integers(len(fonts))])
+    return np.asarray(img)
+
+
+# Capital letters as a pen draws them, stroke by stroke, in a unit box (x right, y down).
+PEN_LETTERS = {
+    "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.2, 0.6), (0.8, 0.6)]],
+    "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.7, 0.5)]],
+    "F": [[(1, 0), (0, 0), (0, 1)], [(0, 0.5), (0.7, 0.5)]],
+    "H": [[(0, 0), (0, 1)], [(1, 0), (1, 1)], [(0, 0.5), (1, 0.5)]],
+    "K": [[(0, 0), (0, 1)], [(1, 0), (0.05, 0.55)], [(0.3, 0.4), (1, 1)]],
+    "M": [[(0, 1), (0.1, 0), (0.5, 0.7), (0.9, 0), (1, 1)]],
+    "N": [[(0, 1), (0, 0), (1, 1), (1, 0)]],
+    "T": [[(0, 0), (1, 0)], [(0.5, 0), (0.5, 1)]],
+    "V": [[(0, 0), (0.5, 1), (1, 0)]],
+    "W": [[(0, 0), (0.25, 1), (0.5, 0.3), (0.75, 1), (1, 0)]],
+    "X": [[(0, 0), (1, 1)], [(1, 0), (0, 1)]],
+    "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
+}
+
+
+def _pen_letter(rng: np.random.Generator) -> np.ndarray:
+    """A capital drawn with a pen: each point moved a little, as no hand draws a letter the same twice."""
+    img, draw = _canvas()
+    strokes = PEN_LETTERS[rng.choice(list(PEN_LETTERS))]
+    width, height = rng.uniform(28, 52), rng.uniform(40, 54)
+    for points in strokes:
+        moved = [(6 + (x + rng.normal(0, 0.06)) * width, 5 + (y + rng.normal(0, 0.06)) * height) for x, y in points]
+        draw.line(moved, fill=255, width=int(rng.integers(2, 6)), joint="curve")
+    return np.asarray(img)
+
+
+def _scribble(rng: np.random.Generator) -> np.ndarray:
+    """A pen scribble: one stroke through many random points, crossing itself."""
+    img, draw = _canvas()
+    points = [tuple(p) for p in rng.uniform(6, 58, (int(rng.integers(5, 10)), 2))]
+    draw.line(points, fill=255, width=int(rng.integers(2, 6)), joint="curve")
+    return _not_straight(np.asarray(img))
+
+
+def _upscaled(digit: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(digit).resize((56, 56), Image.Resampling.BILINEAR))
+
+
+def _digit_piece(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray | None:
+    """A digit cut by a straight line through it, one side kept: a fragment that is no digit."""
+    from scipy import ndimage as ndi
+
+    ink = _upscaled(digits[rng.integers(len(digits))])
+    rows, cols = np.nonzero(ink > 64)
+    angle = rng.uniform(0, np.pi)
+    along = rows * np.sin(angle) + cols * np.cos(angle)
+    cut = np.quantile(along, rng.uniform(0.35, 0.6))
+    keep = np.zeros_like(ink, bool)
+    keep[rows[along < cut], cols[along < cut]] = True
+    piece = np.where(ndi.binary_dilation(keep, iterations=2), ink, 0).astype(np.uint8)
+    mask = piece > 64
+    if mask.sum() < 12:
+        return None
+    # A piece closed round a hole is a 0, whatever digit it was cut from.
+    return None if ndi.binary_fill_holes(mask).sum() > 1.05 * mask.sum() else _not_straight(piece)
+
+
+def _not_straight(ink: np.ndarray) -> np.ndarray | None:
+    """The ink, or None where it is one straight stroke: that is a 1, however it was made."""
+    from skimage.measure import inertia_tensor_eigvals
+
+    minor, major = sorted(inertia_tensor_eigvals(ink > 64))
+    return None if minor < (2 * STRAIGHT) ** 2 * major else ink
+
+
+def _digit_pair(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
+    """Two digits side by side, touching or overlapping: one blob that is a number, not a digit."""
+    first, second = (_upscaled(digits[i]) for i in rng.integers(len(digits), size=2))
+    shift = int(rng.integers(24, 40))
+    pair = np.zeros((56, 56 + shift), np.uint8)
+    pair[:, :56] = first
+    pair[:, shift:] = np.maximum(pair[:, shift:], second)
+    return pair
+
+
+def _page_mark(rng: np.random.Generator) -> np.ndarray:
+    """What a page reader meets besides writing: a shadow's or a table's edge (a filled region with
+    one ragged side), a bit of a ruled line (thin, long, near level), or a stain (a filled blob)."""
+    img, draw = _canvas()
+    kind = rng.integers(3)
+    if kind == 0:
+        edge = [(x, 32 + 10 * np.sin(x / rng.uniform(4, 12)) + rng.uniform(-4, 4)) for x in range(0, 65, 4)]
+        draw.polygon([*edge, (64, 64), (0, 64)], fill=255)
+    elif kind == 1:
+        y, tilt = rng.uniform(20, 44), rng.uniform(-8, 8)
+        draw.line([(0, y), (64, y + tilt)], fill=255, width=int(rng.integers(1, 5)))
+    else:
+        angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(6, 12))))
+        radii = rng.uniform(10, 28, len(angles))
+        draw.polygon([(32 + r * np.cos(a), 32 + r * np.sin(a)) for r, a in zip(radii, angles)], fill=255)
+    return np.asarray(img)
+
+
+def training_non_digits(cfg: TrainConfig, sources: np.ndarray, fit_images: int) -> np.ndarray:
+    """The non-digits a training run on `fit_images` images adds (cfg.non_digits of them in all,
+    each made once), cut and paired from `sources`: the first NOT_DIGIT_SOURCES of the training
+    part's digits (28x28 uint8; the validation part stays unseen)."""
+    count = round(cfg.non_digits * fit_images / NOT_DIGIT_REPEATS)
+    if not count:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    return non_digits(count, sources[:NOT_DIGIT_SOURCES], cfg.seed)[0]
+
+
+def flat_on_non_digits(y_true, y_pred):
+    """The training loss: cross-entropy on digits; on non-digits (label -1), cross-entropy against
+    the uniform distribution, weighted by NOT_DIGIT_WEIGHT (outlier exposure)."""
+    from keras import ops
+
+    labels = ops.cast(ops.reshape(y_true, [-1]), "int32")
+    log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0))
+    own = ops.take_along_axis(log_p, ops.expand_dims(ops.maximum(labels, 0), 1), axis=1)[:, 0]
+    return ops.where(labels >= 0, -own, -NOT_DIGIT_WEIGHT * ops.mean(log_p, axis=1))
+
+
+def answered_right(y_true, y_pred):
+    """Per image: a digit read as itself, or a non-digit (label -1) read as no digit."""
+    from keras import ops
+
+    labels = ops.cast(ops.reshape(y_true, [-1]), "int32")
+    read = ops.cast(ops.argmax(y_pred, axis=1), "int32")
+    flat = ops.max(y_pred, axis=1) < NOT_A_DIGIT
+    return ops.cast(ops.where(labels >= 0, read == labels, flat), "float32")
+
+
+def is_digit(proba: np.ndarray) -> np.ndarray:
+    """Per row of class probabilities: whether the network reads a digit there at all."""
+    return proba.max(axis=-1) >= NOT_A_DIGIT
+
+
 # ---------------------------------------------------------------- train / evaluate
 
 
@@ -1058,21 +1277,27 @@ def throughput_meter(samples_per_epoch: int):
 
 
 def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2,
-          extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+          extra: tuple[np.ndarray, np.ndarray] | None = None, made: np.ndarray | None = None) -> dict:
     """Fit `model` on normalized images with Adam, a warmup+cosine schedule and writer-style
     augmentation, the recipe fitted to the run's length (for_length, returned as "config").
     `extra` (your own examples, normalized) joins the training part, repeated so that it makes up
-    EXTRA_SHARE of it: a few dozen examples matter against 54,000, and are augmented too."""
+    EXTRA_SHARE of it: a few dozen examples matter against 54,000, and are augmented too. The
+    non-digits are `made` (by training_non_digits, on the same digits) or made here."""
     keras = import_keras()
     import tensorflow as tf
 
     cfg = for_length(cfg)
     (x_fit, y_fit), (x_val, y_val) = split_validation(x, y, cfg.validation_split)
+    if made is None:
+        made = training_non_digits(cfg, np.round(x_fit[:NOT_DIGIT_SOURCES] * 255).astype(np.uint8), len(x_fit))
     repeats = 0
     if extra is not None:
         repeats = max(1, round(EXTRA_SHARE * len(x_fit) / len(extra[0])))
         x_fit = np.concatenate([x_fit, *[extra[0]] * repeats])
         y_fit = np.concatenate([y_fit, *[extra[1]] * repeats])
+    if len(made):
+        x_fit = np.concatenate([x_fit, *[normalize(made)] * NOT_DIGIT_REPEATS])
+        y_fit = np.concatenate([y_fit.astype(np.int64), np.full(len(made) * NOT_DIGIT_REPEATS, -1, np.int64)])
     stream, per_epoch = training_batches(x_fit, y_fit, cfg)
     total = per_epoch * cfg.epochs
     warmup = int(total * cfg.warmup_fraction)
@@ -1081,8 +1306,8 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=flat_on_non_digits,
+        metrics=[keras.metrics.MeanMetricWrapper(answered_right, name="accuracy")],
         steps_per_execution=per_epoch,  # one graph call per epoch: least Python overhead
         jit_compile=True,
     )
@@ -1109,10 +1334,11 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "train_seconds": seconds,
         "samples_per_second": statistics.median(steady),
-        "train_accuracy": evaluate(model, x_fit, y_fit)["accuracy"],
+        "train_accuracy": evaluate(model, x_fit[y_fit >= 0], y_fit[y_fit >= 0])["accuracy"],
         "val_accuracy": evaluate(model, x_val, y_val)["accuracy"] if len(x_val) else None,
         "config": cfg,
         "extra_repeats": repeats,
+        "non_digits": len(made),
     }
 
 
@@ -1124,6 +1350,37 @@ def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
     keras = import_keras()
     parts = [keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def read_proba(model, digits: np.ndarray) -> np.ndarray:
+    """Class probabilities for digits cut from your images (28x28 uint8), averaged over a few
+    small changes a writer or a camera could have made (test-time augmentation: 1-pixel shifts,
+    an 8 degree tilt either way, a bolder and a thinner stroke), so that one accident of framing
+    does not decide the answer. MNIST's own test set is scored without them."""
+    x = normalize(digits)
+    return np.mean([predict_proba(model, variant) for variant in reading_variants(x)], axis=0)
+
+
+def reading_variants(x: np.ndarray) -> list[np.ndarray]:
+    """`x` (N x 28 x 28 floats) and its nine test-time variants: shifted a pixel each way, tilted
+    TTA_TILT degrees either way, and with the bolder and thinner strokes training makes."""
+    framed = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    shifted = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE]
+               for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    flat = x.reshape(len(x), -1)
+    tilted = [(flat @ tilt_matrix(angle)).reshape(x.shape) for angle in (TTA_TILT, -TTA_TILT)]
+    corners = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE] for dy in (0, 1) for dx in (0, 1)]
+    return [x, *shifted, *tilted, np.max(corners, axis=0), np.min(corners, axis=0)]
+
+
+@functools.cache
+def tilt_matrix(angle: float) -> np.ndarray:
+    """The 784 x 784 matrix that turns a flattened 28x28 image by `angle` degrees about its centre
+    (bilinear, black outside): one matrix product tilts a whole batch."""
+    from scipy import ndimage as ndi
+
+    basis = np.eye(IMAGE_SIZE * IMAGE_SIZE, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return ndi.rotate(basis, angle, axes=(1, 2), reshape=False, order=1).reshape(len(basis), -1)
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
@@ -1221,20 +1478,39 @@ def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
 
 def describe_prediction(read: dict, proba: np.ndarray) -> dict:
     """The JSON-ready answer for one file: a digit; or a number, with a per-digit breakdown; or,
-    for several lines of writing, the first line's number and every line's."""
-    per_digit = [{"digit": int(p.argmax()), "confidence": round(float(p.max()), 4), "top": top_k(p)} for p in proba]
+    for several lines of writing, the first line's number and every line's. Blobs that read as no
+    digit are left out of the number and listed as "ignored"; a file holding nothing else is an
+    error, as a blank page is."""
+    digits = is_digit(proba)
+    ignored = [digit_answer(p) for p in proba[~digits]]
+    if not digits.any():
+        marks = f"{len(ignored)} mark{'s' * (len(ignored) != 1)}"
+        return {"file": read["file"], "error": f"{read['file']}: no digit found ({marks}, none of them a digit)",
+                "not_a_digit": ignored}
+    per_digit = [digit_answer(p) for p in proba[digits]]
     if len(per_digit) == 1:
-        return {"file": read["file"], **per_digit[0]}
-    lines = line_numbers(read["lines"], proba)
-    confidence = round(float(np.prod([d["confidence"] for d in per_digit])), 4)
-    result = {"file": read["file"], "number": lines[0], "confidence": confidence, "digits": per_digit}
-    return {**result, "lines": lines} if len(lines) > 1 else result
+        result = {"file": read["file"], **per_digit[0]}
+    else:
+        lines = line_numbers(read["lines"], proba)
+        confidence = round(float(np.prod(proba[digits].max(axis=1))), 4)
+        result = {"file": read["file"], "number": lines[0], "confidence": confidence, "digits": per_digit}
+        if len(lines) > 1:
+            result["lines"] = lines
+    return {**result, "ignored": ignored} if ignored else result
+
+
+def digit_answer(proba: np.ndarray) -> dict:
+    """One blob's answer: the digit, its probability, the three likeliest and all ten."""
+    return {"digit": int(proba.argmax()), "confidence": round(float(proba.max()), 4), "top": top_k(proba),
+            "probabilities": [round(float(v), 4) for v in proba]}
 
 
 def line_numbers(lines: list[list[Digit]], proba: np.ndarray) -> list[str]:
-    """The digits read on each line of a page, as text: `proba` holds one row per digit, in order."""
-    digits = iter(int(p.argmax()) for p in proba)
-    return ["".join(str(next(digits)) for _ in line) for line in lines]
+    """The digits read on each line of a page, as text, leaving out blobs that are no digit (and
+    lines of nothing else): `proba` holds one row per blob, in order."""
+    rows = iter(proba)
+    read = ["".join(str(int(p.argmax())) for p in itertools.islice(rows, len(line)) if is_digit(p)) for line in lines]
+    return [text for text in read if text]
 
 
 def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]:
@@ -1264,18 +1540,22 @@ def page_reader(count: int) -> Iterator:
     from scipy import ndimage  # noqa: F401
     from skimage.measure import inertia_tensor_eigvals  # noqa: F401
 
-    # A fork of a process where TensorFlow has run (a test, a notebook) can die on a lock one of
-    # its threads held: then the workers start from a clean server process instead.
-    start = multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=start) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start()) as pool:
         yield lambda files: pool.map(read_digits, files, chunksize=8)
+
+
+def worker_start():
+    """How worker processes start: a fork, unless TensorFlow has run in this process (a test, a
+    notebook), where a forked child can die on a lock one of its threads held: then from a clean
+    server process."""
+    return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
 
 
 def predicted(model, reads: list[dict]) -> list[dict]:
     """Run the network once over every digit in these reads; store each read's probabilities and
     return the JSON-ready results."""
     batch = [digit.image for r in reads for line in r.get("lines", []) for digit in line]
-    proba = predict_proba(model, normalize(np.stack(batch))) if batch else np.zeros((0, NUM_CLASSES))
+    proba = read_proba(model, np.stack(batch)) if batch else np.zeros((0, NUM_CLASSES))
     results, start = [], 0
     for read in reads:
         if "error" in read:
@@ -1417,6 +1697,32 @@ def save_model(model, path: Path) -> None:
         model.save(tmp)
 
 
+def save_new_model(model, path: Path) -> str:
+    """Save a trained model, unless the file already holds the very same weights; say which."""
+    if not path.exists():
+        save_model(model, path)
+        return f"saved {path}"
+    if same_weights(model, path):
+        return f"{path}: the new weights are identical to the file's; left it untouched"
+    save_model(model, path)
+    shipped = path.resolve() == Path(__file__).resolve().parent / DEFAULT_MODEL
+    return f"replaced {path}" + (f" (`git checkout -- {DEFAULT_MODEL}` brings back the model that came with NumNet)"
+                                 if shipped else "")
+
+
+def same_weights(model, path: Path) -> bool:
+    """Whether a NumNet model file holds exactly `model`'s weights."""
+    try:
+        saved = load_reader(path)
+    except UserError:
+        return False
+    if not isinstance(saved, DenseNet):
+        return False
+    ours = model.get_weights()
+    theirs = [array for pair in zip(saved.kernels, saved.biases) for array in pair]
+    return len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
 def save_json(data: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -1492,9 +1798,12 @@ def plot_history(plt, history: dict):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, history[metric], "o-", ms=3, label="training (shifted images)")
+        ax.plot(epochs, history[metric], "o-", ms=4, label="training (restyled digits and non-digits)")
         if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], "o-", ms=3, label="validation")
+            ax.plot(epochs, history[f"val_{metric}"], "o-", ms=4, label="validation")
+        if len(epochs) <= 10:  # whole epochs only, and room around a run of one or two
+            ax.set_xticks(epochs)
+            ax.set_xlim(0.5, len(epochs) + 0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.set_title(metric.capitalize() + " per epoch")
@@ -1529,7 +1838,7 @@ def plot_mistakes(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray
     guesses = proba[picks].argmax(axis=1)
     titles = [f"true {labels[i]}\nsaid {g} ({proba[i, g]:.0%})" for i, g in zip(picks, guesses)]
     title = f"The {len(picks)} most confident mistakes" if len(picks) else "No mistakes on the test set"
-    return image_grid(plt, images[picks], titles, np.ones(len(picks), bool), cols=8, cmap="viridis", title=title)
+    return image_grid(plt, images[picks], titles, np.ones(len(picks), bool), cols=8, cmap="gray_r", title=title)
 
 
 def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, cols: int, cmap: str, title: str):
@@ -1557,7 +1866,8 @@ def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, co
 
 def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
     """predict.png, drawn with Pillow: per image, the original with a box and the answer on every
-    digit read, and the 28x28 images the network saw with its answer and confidence."""
+    digit read (grey and crossed out where a blob reads as no digit and was ignored), and the 28x28
+    images the network saw with its answer and confidence."""
     from PIL import Image, ImageDraw, ImageFont
 
     shown = [r for r in reads if "proba" in r][:count]
@@ -1567,19 +1877,24 @@ def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
     draw = ImageDraw.Draw(sheet)
     for n, read in enumerate(shown):
         top = 5 + n * row
-        draw.text((10, top), f"{Path(read['file']).name}: {' / '.join(line_numbers(read['lines'], read['proba']))}", fill="black", font=font)
+        answer = " / ".join(line_numbers(read["lines"], read["proba"])) or "no digit"
+        draw.text((10, top), f"{Path(read['file']).name}: {answer}", fill="black", font=font)
         page = Image.fromarray(read["page"]).convert("RGB")
         boxes = ImageDraw.Draw(page)
         digits = [digit for line in read["lines"] for digit in line]
-        for digit, proba in zip(digits, read["proba"]):
+        for digit, proba, kept in zip(digits, read["proba"], is_digit(read["proba"])):
             y0, y1, x0, x1 = (round(v * read["scale"]) for v in digit.box)
-            boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=(220, 30, 30), width=2)
-            boxes.text((x0, max(0, y0 - 14)), str(int(proba.argmax())), fill=(220, 30, 30), font=small)
+            color = (220, 30, 30) if kept else (150, 150, 150)
+            boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=color, width=2 if kept else 1)
+            if not kept:
+                boxes.line((x0, y0, x1, y1), fill=color)
+            boxes.text((x0, max(0, y0 - 14)), str(int(proba.argmax())) if kept else "ignored", fill=color, font=small)
         sheet.paste(page, (10, top + 22))
         for k, (digit, proba) in enumerate(zip(digits[: 2 * per_row], read["proba"])):
             x, y = SHEET_PAGE[0] + 30 + (k % per_row) * cell, top + 22 + (k // per_row) * (cell + 14)
             sheet.paste(Image.fromarray(digit.image).resize((cell - 8, cell - 8), Image.Resampling.NEAREST), (x, y))
-            draw.text((x, y + cell - 6), f"{int(proba.argmax())} {proba.max():.0%}", fill="black", font=small)
+            label = f"{int(proba.argmax())} {proba.max():.0%}" if is_digit(proba) else "not a digit"
+            draw.text((x, y + cell - 6), label, fill="black", font=small)
     return sheet
 
 
@@ -1657,7 +1972,7 @@ class DrawPad:
     def predict(self) -> list[np.ndarray]:
         """Preprocess the canvas exactly like `predict` does and run the network."""
         digits = preprocess(self.ink)
-        self.proba = predict_proba(self.model, normalize(np.stack(digits))) if digits else np.zeros((0, NUM_CLASSES))
+        self.proba = read_proba(self.model, np.stack(digits)) if digits else np.zeros((0, NUM_CLASSES))
         return digits
 
     def refresh(self) -> None:
@@ -1669,7 +1984,9 @@ class DrawPad:
         for d, bar in enumerate(self.bars):
             bar.set_height(last[d])
             bar.set_color("tab:red" if len(self.proba) and d == last.argmax() else "tab:blue")
-        self.answer.set_text(self.reading() or "?")
+        answer = self.reading() or "?"
+        self.answer.set_text(answer)
+        self.answer.set_fontsize(40 if len(answer) <= 4 else 18)  # "not a digit" fits beside the bars
         counts = "  ".join(f"{d}:{n}" for d, n in enumerate(self.saved))
         self.saved_text.set_text(f"saved in {self.save_dir} (press 0-9 to save): {counts}")
         self.blit()
@@ -1691,15 +2008,25 @@ class DrawPad:
         canvas.blit(self.fig.bbox)
 
     def reading(self) -> str:
-        return "".join(str(int(p.argmax())) for p in self.proba)
+        """The digits drawn, as text; "not a digit" where nothing drawn reads as one."""
+        if len(self.proba) and not is_digit(self.proba).any():
+            return "not a digit"
+        return "".join(str(int(p.argmax())) for p in self.proba if is_digit(p))
 
     def summary(self) -> str:
         """The one-line answer printed when a stroke ends."""
-        if not len(self.proba):
-            return "digit=none"
-        confidence = float(np.prod(self.proba.max(axis=1)))
-        key = "digit" if len(self.proba) == 1 else "number"
+        kept = self.proba[is_digit(self.proba)] if len(self.proba) else self.proba
+        if not len(kept):
+            return "digit=none" if not len(self.proba) else f"digit=none (not a digit, {self.proba.max():.0%} at most)"
+        confidence = float(np.prod(kept.max(axis=1)))
+        key = "digit" if len(kept) == 1 else "number"
         return f"{key}={self.reading()} confidence={confidence:.3f}"
+
+    def tell(self, message: str) -> None:
+        """A line in the window, where the saved counts are, and on stdout."""
+        print(message, file=self.out, flush=True)
+        self.saved_text.set_text(message)
+        self.blit()
 
     def clear(self) -> None:
         self.ink[:] = 0
@@ -1737,10 +2064,13 @@ class DrawPad:
         if not self.ink.any():
             print("nothing drawn to save", file=self.out, flush=True)
             return
+        if len(self.proba) != 1:  # train --extra would skip it: a label names one digit
+            self.tell(f"the canvas holds {len(self.proba)} digits; draw one to save it as a {digit}")
+            return
         path = self.save_dir / str(digit) / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
         save_image(Image.fromarray(np.round(255 * (1 - self.ink)).astype(np.uint8)), path)
         self.saved[digit] += 1
-        print(f"saved {path} ({self.saved[digit]} examples of {digit})", file=self.out, flush=True)
+        print(f"saved {path} ({plural(self.saved[digit], 'example')} of {digit})", file=self.out, flush=True)
         self.clear()
 
 
@@ -1767,7 +2097,17 @@ def report(plt, ds: Dataset, model, out_dir: Path) -> dict:
         "test_loss": result["loss"],
         "per_class": per_class_scores(confusion),
         "confusion_matrix": confusion.tolist(),
+        "not_a_digit": not_digit_rates(model, ds.x_test),
     }
+
+
+def not_digit_rates(model, digits: np.ndarray, count: int = NOT_DIGIT_CHECK) -> dict:
+    """How often predict's NOT_A_DIGIT threshold turns away real digits (`digits`) and non-digits of
+    each kind, made afresh from these digits by a stream training never uses."""
+    images, kinds = non_digits(count, digits, seed=0, held_out=True)
+    rejected = ~is_digit(read_proba(model, images))
+    return {"threshold": NOT_A_DIGIT, "digits_rejected": float(np.mean(~is_digit(read_proba(model, digits)))),
+            "rejected_per_kind": {kind: float(rejected[kinds == k].mean()) for k, kind in enumerate(NOT_DIGIT_KINDS)}}
 
 
 def saved_list(out_dir: Path, names: Sequence[str]) -> str:
@@ -1819,6 +2159,9 @@ def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: Run
         "canonical_mnist": ds.canonical,
         "config": dataclasses.asdict(fit["config"]),
         "augmentation": {k: getattr(fit["config"], k) for k in AUGMENTATION},
+        "non_digits": {"images": fit["non_digits"], "repeats": NOT_DIGIT_REPEATS, "kinds": list(NOT_DIGIT_KINDS),
+                       "weight": NOT_DIGIT_WEIGHT,
+                       "letters": LETTERS, "fonts": list(LETTER_FONTS)},
         "model": str(run.model),
         **library_versions(),
         "history": fit["history"],
@@ -1829,11 +2172,16 @@ def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = 
     extra = load_examples(extra_folders) if extra_folders else None  # before the slow part: bad folders fail fast
     ds = load_dataset(run.data)
     print(f"data: {ds.describe()}", file=sys.stderr)
-    import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
-    model = build_model()
+    fit_digits = split_validation(ds.x_train, ds.y_train, cfg.validation_split)[0][0]
+    # The non-digits are made by another process while this one imports TensorFlow: 2 s saved.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_start()) as pool:
+        made = pool.submit(training_non_digits, cfg, fit_digits[:NOT_DIGIT_SOURCES], len(fit_digits))
+        import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
+        model = build_model()
+        made = made.result()
     fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2,
-                extra=extra and (normalize(extra[0]), extra[1]))
-    save_model(model, run.model)
+                extra=extra and (normalize(extra[0]), extra[1]), made=made)
+    model_saved = save_new_model(model, run.model)
     plt = pyplot(run.show)
     save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
     metrics = train_metrics(fit, report(plt, ds, model, run.out_dir), ds, cfg, run)
@@ -1844,10 +2192,10 @@ def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = 
     print(
         f"train accuracy {metrics['train_accuracy']:.2%} | validation {val} | "
         f"test {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f})\n"
-        f"trained {cfg.epochs} epochs in {metrics['train_seconds']:.1f} s, "
+        f"trained {plural(cfg.epochs, 'epoch')} in {metrics['train_seconds']:.1f} s, "
         f"{metrics['samples_per_second']:,} samples/s\n"
         + (f"{describe_extra(metrics['extra'])}\n" if extra else "")
-        + f"saved {run.model}, {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
+        + f"{model_saved}\nsaved {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
     )
     show_figures(plt)
     return 0
@@ -1876,13 +2224,24 @@ def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
         metrics["folders"] = {str(folder): score_folder(model, folder, run.out_dir) for folder in images}
         for folder, score in metrics["folders"].items():
             print(format_folder_score(Path(folder), score))
-    save_json({**metrics, **library_versions()}, run.out_dir / "metrics.json")
+    save_json({**metrics, **library_versions(), **training_history(run.out_dir)}, run.out_dir / "metrics.json")
     saved = [*(EVALUATE_OUTPUTS if plt else ["metrics.json"]),
              *(s["mistakes_figure"] for s in metrics.get("folders", {}).values() if "mistakes_figure" in s)]
     print(f"saved {saved_list(run.out_dir, saved)}")
     if plt:
         show_figures(plt)
     return 0
+
+
+def training_history(out_dir: Path) -> dict:
+    """The training history of the metrics.json being replaced, where its history.png stays beside
+    it: {"history": ...}, or {} when there is none to keep."""
+    try:
+        if (out_dir / "history.png").is_file():
+            return {"history": json.loads((out_dir / "metrics.json").read_text())["history"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {}
 
 
 def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
@@ -1908,7 +2267,9 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
     if as_json:
         print("\n]")
     if shown:
-        sheet = save_image(predict_sheet(shown), run.out_dir / "predict.png")
+        sheet = save_image(predict_sheet(shown), run.out_dir / PREDICT_OUTPUT)
+        # stdout holds nothing but the JSON array when --json asks for one
+        print(f"saved {run.out_dir / PREDICT_OUTPUT}", file=sys.stderr if as_json else sys.stdout)
         if run.show and display_available():
             show_image(sheet, "NumNet predictions on your images")
     return 1 if failed else 0
@@ -1921,7 +2282,7 @@ def print_result(result: dict, as_json: bool, first: bool, progress: Progress | 
             progress.clear()
         print(f"num_net: error: {result['error']}", file=sys.stderr)
     if as_json:
-        print(("" if first else ",") + "\n" + json.dumps(result, indent=2), end="")
+        print(("" if first else ",") + "\n" + json.dumps(result), end="")  # one object per line: greppable
     elif "error" not in result:
         print(format_prediction(result))
 
@@ -1981,7 +2342,7 @@ def fraction(text: str) -> float:
     return value
 
 
-def add_common_flags(parser: argparse.ArgumentParser, data: bool = True) -> None:
+def add_common_flags(parser: argparse.ArgumentParser, data: bool = True, outputs: str = "plots and metrics.json") -> None:
     """Flags every command shares: where the model lives, where outputs go, whether to show plots."""
     if data:
         parser.add_argument(
@@ -1991,7 +2352,7 @@ def add_common_flags(parser: argparse.ArgumentParser, data: bool = True) -> None
             f"IDX files; default ${DATA_ENV}, else download through Keras",
         )
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="folder for plots and metrics.json")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help=f"folder for {outputs}")
     parser.add_argument("--no-show", action="store_true", help="never open plot windows (PNGs are always saved)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
 
@@ -2026,7 +2387,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict_p = commands.add_parser("predict", help="read digits in your own images", formatter_class=fmt)
     predict_p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders of them")
     predict_p.add_argument("--json", action="store_true", help="print one JSON array instead of lines")
-    add_common_flags(predict_p, data=False)
+    add_common_flags(predict_p, data=False, outputs=PREDICT_OUTPUT)
     draw_p = commands.add_parser("draw", help="draw a digit with the mouse and watch the prediction",
                                  formatter_class=fmt)
     draw_p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")

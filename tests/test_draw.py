@@ -18,9 +18,10 @@ def model():
 
 
 @pytest.fixture
-def pad(model):
+def pad(model, tmp_path):
     plt = num_net.pyplot(show=False)
-    pad = num_net.DrawPad(plt, model, out=io.StringIO())
+    # The tests' own save folder: a user's my_digits/ is never counted or written.
+    pad = num_net.DrawPad(plt, model, out=io.StringIO(), save_dir=tmp_path / "mine")
     pad.fig.canvas.draw()  # lay out the axes so data -> screen transforms are final
     yield pad
     plt.close(pad.fig)

@@ -220,6 +220,40 @@ def test_train_end_to_end_writes_model_metrics_and_plot(tiny_run):
     assert not list(tiny_run["root"].rglob("*.tmp*")), "temporary files left behind"
 
 
+def test_training_records_its_non_digits_and_their_rejection(tiny_run):
+    metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    assert metrics["non_digits"]["kinds"] == list(num_net.NOT_DIGIT_KINDS)
+    made = metrics["non_digits"]["images"]
+    assert made == round(num_net.NOT_DIGIT_SHARE * 540 / num_net.NOT_DIGIT_REPEATS)  # 8% of the 540 training images
+    assert metrics["non_digits"]["repeats"] == num_net.NOT_DIGIT_REPEATS
+    rates = metrics["not_a_digit"]
+    assert rates["threshold"] == num_net.NOT_A_DIGIT and set(rates["rejected_per_kind"]) == set(num_net.NOT_DIGIT_KINDS)
+
+
+def test_the_same_weights_again_leave_the_model_file_untouched(tiny_run, capsys):
+    before = tiny_run["model"].read_bytes()
+    code = num_net.main([*tiny_run["args"], "--model", str(tiny_run["model"]),
+                         "--out-dir", str(tiny_run["root"] / "again_out"), "--no-show"])
+    assert code == 0
+    assert tiny_run["model"].read_bytes() == before
+    assert f"{tiny_run['model']}: the new weights are identical to the file's; left it untouched" in capsys.readouterr().out
+
+
+def test_evaluate_into_a_training_folder_keeps_its_history(tiny_run):
+    out = tiny_run["root"] / "history_kept"
+    code = num_net.main([*tiny_run["args"], "--model", str(tiny_run["root"] / "h.keras"), "--out-dir", str(out), "--no-show"])
+    assert code == 0
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    code = num_net.main(["evaluate", "--data", tiny_run["args"][2], "--model", str(tiny_run["root"] / "h.keras"),
+                         "--out-dir", str(out), "--no-show"])
+    assert code == 0 and (out / "history.png").is_file()
+    assert json.loads((out / "metrics.json").read_text())["history"] == history  # history.png still has its numbers
+
+
+def test_counts_are_spelt_for_one_and_many():
+    assert num_net.plural(1, "epoch") == "1 epoch" and num_net.plural(3, "example") == "3 examples"
+
+
 def test_evaluate_scores_the_saved_model_like_train_did(tiny_run, capsys):
     out = tiny_run["root"] / "eval_out"
     data = tiny_run["args"][2]

@@ -189,11 +189,15 @@ def test_predict_prints_and_json_agree(image_folder, tmp_path, capsys):
     assert num_net.main(args) == 1  # the blank and the corrupt file fail
     printed = capsys.readouterr()
     assert num_net.main([*args, "--json"]) == 1
-    results = json.loads(capsys.readouterr().out)
+    as_json = capsys.readouterr()
+    results = json.loads(as_json.out)
+    assert len(as_json.out.strip().splitlines()) == len(results) + 2  # "[", one object a line, "]"
+    assert as_json.err.strip().splitlines()[-1] == f"saved {out / 'predict.png'}"  # stdout stays pure JSON
     assert [Path(r["file"]).name for r in results] == ["a_gray.png", "b_color.jpg", "c_drawing.png", "d_blank.png",
                                                        "e_corrupt.jpg"]
     good, bad = results[:3], results[3:]
-    assert printed.out.strip().splitlines() == [num_net.format_prediction(r) for r in good]
+    assert printed.out.strip().splitlines() == [*(num_net.format_prediction(r) for r in good),
+                                                f"saved {out / 'predict.png'}"]
     for r in good:
         assert r["digit"] == 1 and r["top"][0] == [1, r["confidence"]] and len(r["top"]) == 3
     assert "no digit found" in bad[0]["error"] and "not a readable image" in bad[1]["error"]

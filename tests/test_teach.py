@@ -111,7 +111,6 @@ def test_bad_labelled_folders_give_one_line(problem, needle, subfolders, tmp_pat
 
 
 def test_digit_keys_save_examples_atomically(pad, tmp_path):  # noqa: F811
-    pad.save_dir = tmp_path / "mine"
     stroke(pad, [(140, 40 + 10 * i) for i in range(21)])
     pad.fig.canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", pad.fig.canvas, "1"))
     saved = list((tmp_path / "mine" / "1").glob("*.png"))
@@ -181,3 +180,14 @@ def test_evaluate_images_lists_only_the_files_it_saved(tmp_path, monkeypatch, ca
     assert saved.startswith("saved ")
     named = saved.removeprefix("saved ").split(", ")
     assert named == [str(out / "metrics.json")] and all(Path(name).is_file() for name in named)
+
+
+def test_a_drawing_of_two_digits_is_not_saved_as_one(pad, tmp_path):  # noqa: F811
+    stroke(pad, [(60, 60 + 10 * i) for i in range(17)])
+    stroke(pad, [(200, 60 + 10 * i) for i in range(17)])
+    pad.fig.canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", pad.fig.canvas, "7"))
+    assert not (tmp_path / "mine" / "7").exists()
+    assert "holds 2 digits; draw one" in pad.out.getvalue().splitlines()[-1]
+    assert "holds 2 digits" in pad.saved_text.get_text()
+    assert pad.ink.max() > 0  # the drawing stays, to be cleared or mended
+
