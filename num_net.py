@@ -29,6 +29,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -81,6 +82,9 @@ PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, n
 SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
 PREDICT_CHUNK = 256  # predict prints its results this many files at a time
 PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
+# The most a .keras member may inflate to: NumNet's config.json is about 3 KB and its weights
+# 0.5 MB; anything far larger is not a model of this size, whatever it claims (None: any other member).
+MODEL_MEMBER_LIMITS = {"config.json": 1 << 20, "metadata.json": 1 << 20, "model.weights.h5": 64 << 20, None: 1 << 20}
 NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images,
 NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
 NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
@@ -863,10 +867,28 @@ def load_model(path: Path):
 
 
 def check_model_file(path: Path) -> None:
+    """Refuse what is not a .keras zip, or whose members would inflate past MODEL_MEMBER_LIMITS:
+    a zip's declared sizes are known before anything is read, and reading stops at them."""
     if not path.is_file():
         raise UserError(f"{path}: model file not found (train one with `python num_net.py train`)")
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path}: not a .keras model file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .keras model file ({first_line(exc)})") from exc
+    for member in members:
+        limit = MODEL_MEMBER_LIMITS.get(member.filename, MODEL_MEMBER_LIMITS[None])
+        if member.file_size > limit:
+            raise UserError(f"{path}: refused: its {member.filename} would inflate to {member.file_size:,} bytes "
+                            f"(a NumNet model's is far smaller; the limit is {limit:,})")
+
+
+def read_member(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One member of a checked model zip, never more than its declared size."""
+    with archive.open(name) as member:
+        return member.read(MODEL_MEMBER_LIMITS.get(name, MODEL_MEMBER_LIMITS[None]) + 1)
 
 
 def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
@@ -883,13 +905,23 @@ def load_reader(path: Path):
     check_model_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))  # data, never code
-            weights = archive.read("model.weights.h5") if is_numnet_config(config) else None
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        weights = None  # not a file we can read ourselves: Keras says what is wrong with it
+            config = json.loads(read_member(archive, "config.json"))  # data, never code
+            weights = read_member(archive, "model.weights.h5") if is_numnet_config(config) else None
+    except RecursionError as exc:
+        raise UserError(f"{path}: refused: its config.json is nested too deep to be a model's") from exc
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:  # no config.json, or not JSON
+        raise UserError(f"{path}: not a loadable Keras model ({first_line(exc)[:200]})") from exc
     if weights is None:
-        return load_model(path)
+        if not describes_a_model(config):
+            raise UserError(f"{path}: not a loadable Keras model (its config.json describes no model)")
+        return load_model(path)  # another architecture: Keras's safe loader and its checks
     return DenseNet.from_weights(weights, path)
+
+
+def describes_a_model(config) -> bool:
+    """Whether a .keras config.json has a model's shape at all: a class name and a config object.
+    Anything else is refused without starting TensorFlow (600 MB) to say so."""
+    return isinstance(config, dict) and isinstance(config.get("class_name"), str) and isinstance(config.get("config"), dict)
 
 
 def is_numnet_config(config) -> bool:
@@ -897,10 +929,13 @@ def is_numnet_config(config) -> bool:
     relu) -> Dense(10, softmax) on 28x28 inputs, in a Sequential model."""
     if not isinstance(config, dict) or config.get("class_name") != "Sequential":
         return False
-    layers = (config.get("config") or {}).get("layers")
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
     if not isinstance(layers, list):
         return False
-    found = [(layer.get("class_name"), layer.get("config") or {}) for layer in layers if isinstance(layer, dict)]
+    found = [(layer.get("class_name"), layer.get("config")) for layer in layers if isinstance(layer, dict)]
+    if not all(isinstance(c, dict) for _, c in found):
+        return False
     wanted = ["InputLayer", "Flatten"] + ["Dense"] * (len(HIDDEN_UNITS) + 1)
     if [kind for kind, _ in found] != wanted or found[0][1].get("batch_shape") != [None, IMAGE_SIZE, IMAGE_SIZE]:
         return False
@@ -922,17 +957,18 @@ class DenseNet:
 
         # Keras stores a Sequential's layers by class and position, whatever their names: dense, dense_1, ...
         names = ["dense"] + [f"dense_{i}" for i in range(1, len(HIDDEN_UNITS) + 1)]
+        sizes = [IMAGE_SIZE * IMAGE_SIZE, *HIDDEN_UNITS, NUM_CLASSES]
+        shapes = [shape for a, b in zip(sizes, sizes[1:]) for shape in ((a, b), (b,))]
         try:
             with h5py.File(io.BytesIO(h5_bytes), "r") as h5:
-                pairs = [(np.asarray(h5[f"layers/{n}/vars/0"], np.float32), np.asarray(h5[f"layers/{n}/vars/1"], np.float32))
-                         for n in names]
-        except (KeyError, OSError, ValueError) as exc:
+                found = [h5[f"layers/{n}/vars/{i}"] for n in names for i in (0, 1)]
+                if [getattr(d, "shape", None) for d in found] != shapes:  # checked before anything is allocated
+                    raise UserError(f"{path}: the model's weights do not fit NumNet's layers")
+                arrays = [np.asarray(d, np.float32) for d in found]
+        except (KeyError, OSError, ValueError, TypeError) as exc:
             raise UserError(f"{path}: the model's weights cannot be read ({first_line(exc)})") from exc
-        sizes = [IMAGE_SIZE * IMAGE_SIZE, *HIDDEN_UNITS, NUM_CLASSES]
-        if [(k.shape, b.shape) for k, b in pairs] != [((a, b), (b,)) for a, b in zip(sizes, sizes[1:])]:
-            raise UserError(f"{path}: the model's weights do not fit NumNet's layers")
-        check_finite([array for pair in pairs for array in pair], path)
-        return cls(tuple(k for k, _ in pairs), tuple(b for _, b in pairs))
+        check_finite(arrays, path)
+        return cls(tuple(arrays[::2]), tuple(arrays[1::2]))
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities for normalized 28x28 images, as Keras computes them."""
@@ -1357,8 +1393,9 @@ def read_proba(model, digits: np.ndarray) -> np.ndarray:
     small changes a writer or a camera could have made (test-time augmentation: 1-pixel shifts,
     an 8 degree tilt either way, a bolder and a thinner stroke), so that one accident of framing
     does not decide the answer. MNIST's own test set is scored without them."""
-    x = normalize(digits)
-    return np.mean([predict_proba(model, variant) for variant in reading_variants(x)], axis=0)
+    parts = [np.mean([predict_proba(model, variant) for variant in reading_variants(normalize(digits[i : i + 1024]))],
+                     axis=0) for i in range(0, len(digits), 1024)]  # ten variants of 1,024 digits: 31 MB at a time
+    return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
 
 def reading_variants(x: np.ndarray) -> list[np.ndarray]:
@@ -1540,8 +1577,25 @@ def page_reader(count: int) -> Iterator:
     from scipy import ndimage  # noqa: F401
     from skimage.measure import inertia_tensor_eigvals  # noqa: F401
 
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start()) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
+    try:
         yield lambda files: pool.map(read_digits, files, chunksize=8)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: the chunks in hand are finished, the queued files dropped
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def worker_setup() -> None:
+    """In each worker: leave Ctrl-C to the parent, which ends the workers itself, and on Linux end
+    with the parent even if it is killed outright (no orphan holds the caller's stdout open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits main's handler: terminate() must end it
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def worker_start():
@@ -1584,27 +1638,51 @@ def format_prediction(result: dict) -> str:
 def labelled_files(folder: Path) -> list[tuple[Path, str]]:
     """A labelled folder's images and their labels: subfolders 0 to 9 holding images of that digit
     (Keras's image_dataset_from_directory layout), or files named <label>_<anything>.<ext>, where
-    the label is a digit or a whole number."""
+    the label is a digit or a whole number (ASCII digits). Files that are not images (Thumbs.db,
+    notes.txt) are skipped with one warning; hidden files are passed over."""
     if not folder.is_dir():
         raise UserError(missing_or_special(folder) if not folder.exists() else f"{folder}: not a folder")
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     if any(p.is_dir() for p in entries):
         for entry in entries:
-            if not (entry.is_dir() and entry.name in DIGITS):
+            if (entry.is_dir() and entry.name not in DIGITS) or is_image_file(entry):
                 raise UserError(f"{entry}: a labelled folder with subfolders holds only subfolders named 0 to 9")
-        files = [(p, sub.name) for sub in entries for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
+        found = [(p, sub.name) for sub in entries if sub.is_dir() for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
     else:
-        files = [(p, p.name.split("_")[0]) for p in entries]
-        for path, label in files:
-            if "_" not in path.name or not label.isdigit():
-                raise UserError(f"{path}: not a labelled image (name it <digit>_<anything>{path.suffix} or put it "
-                                "in a subfolder named for its digit)")
-    for path, _ in files:
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise UserError(f"{path}: not an image file (labelled folders hold only images)")
+        found = [(p, p.name.split("_")[0]) for p in entries]
+    files = [(path, label) for path, label in found if is_image_file(path)]
+    stray = [path for path in entries + [path for path, _ in found] if not path.is_dir() and not is_image_file(path)]
+    if stray:
+        names = ", ".join(sorted({p.name for p in stray}))
+        count = len(set(stray))
+        warn(f"{folder}: skipped {plural(count, 'file')} that {'is not an image' if count == 1 else 'are not images'}: "
+             f"{names}")
+    for path, label in files:
+        if not is_label(label) or (path.parent == folder and "_" not in path.name):
+            raise UserError(f"{path}: not a labelled image (name it <digit>_<anything>{path.suffix} or put it "
+                            "in a subfolder named for its digit)")
     if not files:
         raise UserError(f"{folder}: no labelled images (use subfolders 0 to 9, or files named <digit>_<anything>.png)")
     return files
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def is_label(text: str) -> bool:
+    """A digit or a whole number in ASCII digits (str.isdigit also takes a superscript two)."""
+    return text.isascii() and text.isdigit()
+
+
+def warn(message: str) -> None:
+    print(f"num_net: warning: {one_line(message)}", file=sys.stderr)
+
+
+def one_line(text: str) -> str:
+    """A message kept on one line: a newline or other control character in it (a file name can
+    hold one) is written as an escape."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -1620,8 +1698,7 @@ def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict
                 raise UserError(read["error"])
             digits = [digit.image for line in read.get("lines", []) for digit in line]
             if len(digits) != len(label):
-                print(f"num_net: warning: {path}: skipped ({len(digits)} digits found, the label {label} has "
-                      f"{len(label)})", file=sys.stderr)
+                warn(f"{path}: skipped ({len(digits)} digits found, the label {label} has {len(label)})")
                 skipped += 1
                 continue
             images += digits
@@ -1634,9 +1711,9 @@ def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict
                                                            "per_digit": per_digit, "skipped": skipped}
 
 
-def score_folder(model, folder: Path, out_dir: Path) -> dict:
+def score_folder(model, folder: Path, out_dir: Path, figure: str) -> dict:
     """Read every image of a labelled folder as `predict` does; how many come back right, overall
-    and per label, with the mistakes drawn into mistakes_<folder>.png."""
+    and per label, with the mistakes drawn into `figure` (see mistakes_figures)."""
     files = labelled_files(folder)
     results, reads = predict_files(model, [path for path, _ in files])
     unreadable = next((r["error"] for r in reads if "error" in r and not r.get("blank")), None)
@@ -1653,14 +1730,20 @@ def score_folder(model, folder: Path, out_dir: Path) -> dict:
                            for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
     wrong = [read for read, ok in zip(reads, right) if not ok and "proba" in read]  # misread, not blank
     if wrong:
-        score["mistakes_figure"] = mistakes_figure(folder)
+        score["mistakes_figure"] = figure
         save_image(predict_sheet(wrong), out_dir / score["mistakes_figure"])
     return score
 
 
-def mistakes_figure(folder: Path) -> str:
-    """The name of the figure of a labelled folder's misread images."""
-    return f"mistakes_{folder.resolve().name}.png"
+def mistakes_figures(folders: Sequence[Path]) -> list[str]:
+    """The names of the figures of labelled folders' misread images, mistakes_<folder>.png, each
+    its own: a second folder of the same name (alice/digits, bob/digits) gets mistakes_digits-2.png."""
+    names: list[str] = []
+    for folder in folders:
+        stem = f"mistakes_{folder.resolve().name}"
+        names.append(next(name for n in itertools.count(1)
+                          if (name := f"{stem}{'' if n == 1 else f'-{n}'}.png") not in names))
+    return names
 
 
 def format_folder_score(folder: Path, score: dict) -> str:
@@ -2127,6 +2210,16 @@ def check_writable_folder(folder: Path, what: str) -> None:
         raise UserError(f"{folder}: the {what} folder is not writable ({exc.strerror or exc})") from exc
 
 
+def check_save_dir(folder: Path) -> None:
+    """Refuse a --save-dir that is a file, lies under a file, or cannot be written, without
+    creating it: draw makes it with the first example saved."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"{folder}: cannot save examples there: {existing} is a file, not a folder")
+    if existing.exists() and not os.access(existing, os.W_OK):
+        raise UserError(f"{folder}: cannot save examples there: {existing} is not writable")
+
+
 def preflight(run: RunConfig, writes_model: bool) -> None:
     """Check every path a command will use before any slow work starts."""
     if run.data is not None:
@@ -2220,8 +2313,10 @@ def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
         metrics.update(test, data=ds.describe(), canonical_mnist=ds.canonical)
         print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
         print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
+    images = list(dict.fromkeys(images))  # a folder given twice is scored once
     if images:
-        metrics["folders"] = {str(folder): score_folder(model, folder, run.out_dir) for folder in images}
+        metrics["folders"] = {str(folder): score_folder(model, folder, run.out_dir, figure)
+                              for folder, figure in zip(images, mistakes_figures(images))}
         for folder, score in metrics["folders"].items():
             print(format_folder_score(Path(folder), score))
     save_json({**metrics, **library_versions(), **training_history(run.out_dir)}, run.out_dir / "metrics.json")
@@ -2280,7 +2375,7 @@ def print_result(result: dict, as_json: bool, first: bool, progress: Progress | 
     if "error" in result:
         if progress:
             progress.clear()
-        print(f"num_net: error: {result['error']}", file=sys.stderr)
+        print(f"num_net: error: {one_line(result['error'])}", file=sys.stderr)
     if as_json:
         print(("" if first else ",") + "\n" + json.dumps(result), end="")  # one object per line: greppable
     elif "error" not in result:
@@ -2305,6 +2400,7 @@ class Progress:
 
 
 def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
+    check_save_dir(save_dir)  # before the window opens: a digit key would fail there unseen
     if not display_available():  # checked before TensorFlow and the model load: it takes no time
         print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
               "use `predict` on an image file instead", file=sys.stderr)
@@ -2421,18 +2517,32 @@ def run_command(args: argparse.Namespace) -> int:
     return cmd_evaluate(run, args.images)
 
 
+class Terminated(BaseException):
+    """SIGTERM (what `timeout`, systemd, Docker and CI send), raised where the run is, like Ctrl-C."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return run_command(args)
     except UserError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"num_net: error: {exc}", file=sys.stderr)
+        print(f"num_net: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("num_net: interrupted; nothing was overwritten", file=sys.stderr)
         return 130
+    except Terminated:
+        print("num_net: terminated (SIGTERM); nothing was overwritten", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

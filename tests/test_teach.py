@@ -78,7 +78,6 @@ def test_blank_images_and_wrong_digit_counts_are_skipped_by_name(flat, capsys):
 @pytest.mark.parametrize("problem, needle", [
     ("empty", "no labelled images"),
     ("subfolder", "named 0 to 9"),
-    ("not an image", "not an image file"),
     ("unreadable", "not a readable image"),
     ("unlabelled", "not a labelled image"),
     ("missing", "no such file or folder"),
@@ -90,8 +89,6 @@ def test_bad_labelled_folders_give_one_line(problem, needle, subfolders, tmp_pat
         folder.mkdir()
     elif problem == "subfolder":
         (subfolders / "seven").mkdir()
-    elif problem == "not an image":
-        (subfolders / "1" / "notes.txt").write_text("my ones")
     elif problem == "unreadable":
         (subfolders / "1" / "broken.png").write_bytes(b"\x89PNG not really")
     elif problem == "unlabelled":
