@@ -80,6 +80,9 @@ FIGURE_STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "fi
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # images (3 dims), labels (1 dim); uint8 payload
 PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
 SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
+SHEET_COLUMNS = 4  # predict.png lays its pages out this many across: a picture taken in at once
+SHEET_INPUT = 40  # each 28x28 input is drawn this many pixels a side, 8 to a row, two rows at most
+SHEET_INPUTS_PER_ROW = 8
 PREDICT_CHUNK = 256  # predict prints its results this many files at a time
 PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
 # The most a .keras member may inflate to: NumNet's config.json is about 3 KB and its weights
@@ -304,6 +307,11 @@ SOLID_INK = 70  # ink at or above this percentile of a digit's own ink is drawn 
 SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
 NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
 PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side
+# A second paper estimate's window, for pages the network reads unsure with the first: wider than
+# a stroke wherever a digit is under a tenth of the page, narrower than a vignette, a patch of
+# light or the bend of a shadow's edge, which then drop out as paper (a step is no stroke).
+NARROW_WINDOW = 0.1
+STROKE_SPAN = 0.5  # ... but never narrower than half a digit's height: always wider than its strokes
 FAINT = 0.3  # pieces of ink fainter than this fraction of the page's strongest are smudges
 INK_CORE = 0.35  # a piece of ink keeps the pixels above this fraction of its own strongest ink
 STRAIGHT = 0.15  # a blob whose second moments are this much thinner than long is a straight stroke
@@ -315,6 +323,9 @@ SPECK = 0.3  # blobs smaller than this fraction of the digit height are specks (
 MIN_HEIGHT = 0.45  # a digit is at least this fraction of the digit height tall (not a dash or a dot)
 OFF_PAPER = 0.3  # background darker than this fraction of the paper is not paper (a table, a band)
 TOUCHING = 1.2  # a blob wider than this many digit heights is several digits touching
+ONE_DIGIT_WIDTH = 0.9  # two neighbouring pieces no wider together than this many digit heights may be one digit
+SURE_JOIN = 0.9  # one reading replaces two only when the network is as sure of it as of a clear digit
+SMALL_PICTURE = 64  # an image no larger than this a side is one digit's picture, not a page
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -383,10 +394,13 @@ class Blob:
 
 @dataclasses.dataclass(frozen=True)
 class Digit:
-    """One digit found on a page: its box (top, bottom, left, right) and the 28x28 image made of it."""
+    """One digit found on a page: its box (top, bottom, left, right) and the 28x28 image made of it;
+    `with_next`, where this blob and the next on its line could be one digit (a 4 in two strokes,
+    a digit cut in two), that reading of them, for the network to choose (see chosen_lines)."""
 
     box: tuple[int, int, int, int]
     image: np.ndarray
+    with_next: Digit | None = None
 
 
 def smoothed(gray: np.ndarray) -> np.ndarray:
@@ -398,7 +412,7 @@ def smoothed(gray: np.ndarray) -> np.ndarray:
     return ndi.gaussian_filter(gray, SMOOTHING) if pixel_noise(gray) > NOISY else gray
 
 
-def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ink_map(gray: np.ndarray, window_fraction: float = PAPER_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """Ink bright on black in [0, 1], as contrast against the paper around it, and where the
     background is not paper at all.
 
@@ -411,7 +425,7 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     from scipy import ndimage as ndi
 
-    window = max(3, round(PAPER_WINDOW * max(gray.shape)))
+    window = max(3, round(window_fraction * max(gray.shape)))
     light = light_ink(gray, window)
     slope = light_slope(gray, light)
     if light:
@@ -679,11 +693,12 @@ def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: flo
     return [blob]
 
 
-def find_digits(gray: np.ndarray) -> list[list[Digit]]:
+def find_digits(gray: np.ndarray, window: float = PAPER_WINDOW) -> list[list[Digit]]:
     """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
-    right, as MNIST-style 28x28 uint8 images; [] when there is no digit."""
+    right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `window` is the paper
+    estimate's, as a fraction of the page's longer side."""
     gray = smoothed(gray)
-    ink, off_paper = ink_map(gray)
+    ink, off_paper = ink_map(gray, window)
     mask = remove_page_rules(ink_mask(ink, gray))  # first: rules across the page would hide the digits' size
     labels, blobs = ink_blobs(mask)
     blobs = away_from_edges(blobs, labels, off_paper)  # a page edge with its ragged bits, a band, a table
@@ -704,11 +719,18 @@ def find_digits(gray: np.ndarray) -> list[list[Digit]]:
 
 
 def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Digit]:
-    """One line of blobs -> its digits, touching digits cut apart."""
+    """One line of blobs -> its digits, touching digits cut apart; each next to a piece it could
+    form one digit with carries that joined reading too."""
     height = line_height(line)
     digit_width = float(np.median([b.width for b in line])) if len(line) >= 3 else None
-    return [cut_digit(piece, labels, ink)
-            for blob in line for piece in split_touching(blob, np.isin(labels, list(blob.labels)), height, digit_width)]
+    pieces = [piece for blob in line for piece in split_touching(blob, np.isin(labels, list(blob.labels)), height, digit_width)]
+    digits = []
+    for piece, after in itertools.zip_longest(pieces, pieces[1:]):
+        joined = after and piece.join(after)
+        could_be_one = joined is not None and joined.width <= ONE_DIGIT_WIDTH * height
+        digits.append(dataclasses.replace(cut_digit(piece, labels, ink),
+                                          with_next=cut_digit(joined, labels, ink) if could_be_one else None))
+    return digits
 
 
 def remove_page_rules(mask: np.ndarray) -> np.ndarray:
@@ -1484,20 +1506,41 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def read_digits(path: Path) -> dict:
+def read_digits(path: Path, window: float = PAPER_WINDOW) -> dict:
     """Load and preprocess one file: {'file', 'page', 'scale', 'lines'} or {'file', 'error'};
     'page' is a small copy for predict.png, 'scale' its size over the working image's."""
     try:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        gray = load_image(path)
-        lines = find_digits(gray)
-        if not lines:
-            return {"file": str(path), "error": f"{path}: no digit found (blank or empty page)", "blank": True}
-        scale = min(1.0, SHEET_PAGE[0] / gray.shape[1], SHEET_PAGE[1] / gray.shape[0])
-        return {"file": str(path), "page": thumbnail(gray, scale), "scale": scale, "lines": lines}
+        return read_page(load_image(path), str(path), window)
     except UserError as exc:
         return {"file": str(path), "error": str(exc)}
+
+
+def read_page(gray: np.ndarray, name: str, window: float = PAPER_WINDOW) -> dict:
+    """A grayscale page -> {'file', 'page', 'scale', 'lines'[, 'whole']} or a blank page's error.
+    A picture no larger than SMALL_PICTURE is one digit's picture, not a page: all its ink read as
+    one digit ('whole') is a reading too, for the network to choose."""
+    lines = find_digits(gray, window)
+    whole = whole_digit(gray) if max(gray.shape) <= SMALL_PICTURE else None
+    if not lines and whole is None:
+        return {"file": name, "error": f"{name}: no digit found (blank or empty page)", "blank": True}
+    scale = min(1.0, SHEET_PAGE[0] / gray.shape[1], SHEET_PAGE[1] / gray.shape[0])
+    read = {"file": name, "page": thumbnail(gray, scale), "scale": scale, "lines": lines or [[whole]]}
+    return {**read, "whole": whole} if whole is not None and lines else read
+
+
+def whole_digit(gray: np.ndarray) -> Digit | None:
+    """All the ink of a digit-sized picture as one digit, with none of a page's rules (at 28 pixels
+    a stem is 80% of the picture, and a digit cropped tight touches the border); only ink running
+    along a side (a strip of background) is left out. None when there is no ink."""
+    gray = smoothed(gray)
+    ink, _ = ink_map(gray)
+    labels, blobs = ink_blobs(ink_mask(ink, gray))
+    blobs = [b for b in blobs if not hugs_border(b, labels)]
+    if not blobs:
+        return None
+    return cut_digit(functools.reduce(Blob.join, blobs), labels, ink)
 
 
 def thumbnail(gray: np.ndarray, scale: float) -> np.ndarray:
@@ -1561,7 +1604,7 @@ def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> 
     with page_reader(len(files)) as read_each:
         reads = read_each(files)
         while batch := list(itertools.islice(reads, chunk)):
-            yield predicted(model, batch), batch
+            yield predicted(model, batch, read_each), batch
 
 
 @contextlib.contextmanager
@@ -1570,7 +1613,7 @@ def page_reader(count: int) -> Iterator:
     many small steps hold the GIL, so threads barely help), in this process for a few files."""
     workers = min(os.cpu_count() or 1, 8)
     if count < PARALLEL_FROM or workers == 1:
-        yield lambda files: map(read_digits, files)
+        yield lambda files, windows=None: map(read_digits, files, windows or itertools.repeat(PAPER_WINDOW))
         return
     # Imported once here, so that forked workers start with them rather than each importing them.
     from PIL import Image  # noqa: F401
@@ -1579,7 +1622,8 @@ def page_reader(count: int) -> Iterator:
 
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
     try:
-        yield lambda files: pool.map(read_digits, files, chunksize=8)
+        yield lambda files, windows=None: pool.map(read_digits, files, windows or itertools.repeat(PAPER_WINDOW),
+                                                   chunksize=8)
     except BaseException:  # Ctrl-C, SIGTERM, an error: the chunks in hand are finished, the queued files dropped
         pool.shutdown(cancel_futures=True)
         raise
@@ -1605,21 +1649,95 @@ def worker_start():
     return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
 
 
-def predicted(model, reads: list[dict]) -> list[dict]:
-    """Run the network once over every digit in these reads; store each read's probabilities and
-    return the JSON-ready results."""
-    batch = [digit.image for r in reads for line in r.get("lines", []) for digit in line]
-    proba = read_proba(model, np.stack(batch)) if batch else np.zeros((0, NUM_CLASSES))
-    results, start = [], 0
+def predicted(model, reads: list[dict], read_each=None) -> list[dict]:
+    """The JSON-ready results for these reads, each holding the reading the network is surest of:
+    a file read unsure (a digit under SURE_JOIN, a mark that is no digit, or nothing found) is
+    read again with a narrower paper estimate (narrow_window), by `read_each` (page_reader's: in
+    its worker processes), and the surer reading is kept."""
+    results = chosen_readings(model, reads)
+    redo = [n for n, read in enumerate(reads) if unsure(read) and Path(read["file"]).is_file()]
+    if redo:
+        again = list((read_each or page_reader_here)([Path(reads[n]["file"]) for n in redo],
+                                                     [narrow_window(reads[n]) for n in redo]))
+        for n, read, result in zip(redo, again, chosen_readings(model, again)):
+            if sureness(read) > sureness(reads[n]):
+                reads[n], results[n] = read, result
+    return results
+
+
+def page_reader_here(files: Sequence[Path], windows: Sequence[float]) -> Iterator[dict]:
+    return map(read_digits, files, windows)
+
+
+def narrow_window(read: dict) -> float:
+    """The second reading's paper window, as a fraction of the page's longer side: NARROW_WINDOW,
+    or half the height of the digits the first reading found, if that is wider."""
+    heights = [d.box[1] - d.box[0] for line in read.get("lines", []) for d in line]
+    if not heights:
+        return NARROW_WINDOW
+    page = max(read["page"].shape) / read["scale"]
+    return min(PAPER_WINDOW, max(NARROW_WINDOW, STROKE_SPAN * float(np.median(heights)) / page))
+
+
+def unsure(read: dict) -> bool:
+    if "error" in read:
+        return bool(read.get("blank"))
+    return bool((read["proba"].max(axis=1) < SURE_JOIN).any())
+
+
+def sureness(read: dict) -> float:
+    """How sure the network is of a reading: the geometric mean of its probability for each blob's
+    likeliest digit, marks read as no digit included (a long number pays nothing for its length);
+    0 for a page where nothing was found."""
+    if "proba" not in read or not len(read["proba"]):
+        return 0.0
+    return float(np.exp(np.mean(np.log(np.maximum(read["proba"].max(axis=1), 1e-9)))))
+
+
+def chosen_readings(model, reads: list[dict]) -> list[dict]:
+    """Run the network once over every digit and every other reading in these reads; keep in each
+    read the reading the network is surest of, with its probabilities, and return the JSON-ready
+    results."""
+    candidates = [d for r in reads for line in r.get("lines", []) for d in line]
+    candidates += [d.with_next for d in candidates if d.with_next is not None]
+    candidates += [r["whole"] for r in reads if "whole" in r]
+    proba = read_proba(model, np.stack([d.image for d in candidates])) if candidates else np.zeros((0, NUM_CLASSES))
+    seen = {id(digit): p for digit, p in zip(candidates, proba)}
+    results = []
     for read in reads:
         if "error" in read:
             results.append({"file": read["file"], "error": read["error"]})
             continue
-        count = sum(len(line) for line in read["lines"])
-        read["proba"] = proba[start : start + count]
-        start += count
+        read["lines"] = chosen_lines(read["lines"], seen)
+        if "whole" in read and surest(read["whole"], seen) > np.prod([surest(d, seen) for line in read["lines"] for d in line]):
+            read["lines"] = [[read["whole"]]]
+        read["proba"] = np.array([seen[id(d)] for line in read["lines"] for d in line])
         results.append(describe_prediction(read, read["proba"]))
     return results
+
+
+def surest(digit: Digit, seen: dict) -> float:
+    """The network's probability for its likeliest digit: how sure it is that this is that digit."""
+    return float(seen[id(digit)].max())
+
+
+def chosen_lines(lines: list[list[Digit]], seen: dict) -> list[list[Digit]]:
+    """Each line with two neighbouring pieces read as one digit wherever the network is surer of
+    the joined reading than of both pieces' readings together, and sure of it (SURE_JOIN)."""
+    chosen = []
+    for line in lines:
+        kept, i = [], 0
+        while i < len(line):
+            digit, joined = line[i], line[i].with_next
+            if joined is not None and i + 1 < len(line) and surest(joined, seen) >= max(
+                    SURE_JOIN, surest(digit, seen) * surest(line[i + 1], seen)):
+                kept.append(joined)
+                i += 2
+            else:
+                kept.append(digit)
+                i += 1
+        chosen.append(kept)
+    return chosen
 
 
 def format_prediction(result: dict) -> str:
@@ -1948,37 +2066,53 @@ def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, co
 
 
 def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
-    """predict.png, drawn with Pillow: per image, the original with a box and the answer on every
-    digit read (grey and crossed out where a blob reads as no digit and was ignored), and the 28x28
-    images the network saw with its answer and confidence."""
+    """predict.png, drawn with Pillow: pages in a grid of up to SHEET_COLUMNS, each with its name
+    and what was read, the original with a red box and the answer on every digit read (grey and
+    crossed out where a blob reads as no digit and was ignored; a small original scaled up by whole
+    steps, pixels visible), and under it the 28x28 images the network saw, with its answers."""
     from PIL import Image, ImageDraw, ImageFont
 
     shown = [r for r in reads if "proba" in r][:count]
-    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
-    row, cell, per_row = SHEET_PAGE[1] + 30, 64, 8
-    sheet = Image.new("RGB", (SHEET_PAGE[0] + 30 + cell * per_row, row * len(shown) + 10), "white")
+    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=10)
+    columns = max(1, min(SHEET_COLUMNS, len(shown)))
+    cell_w, cell_h = SHEET_PAGE[0] + 20, 22 + SHEET_PAGE[1] + 8 + 2 * SHEET_INPUT + 24
+    sheet = Image.new("RGB", (columns * cell_w + 10, -(-len(shown) // columns) * cell_h + 10), "white")
     draw = ImageDraw.Draw(sheet)
     for n, read in enumerate(shown):
-        top = 5 + n * row
+        left, top = 10 + (n % columns) * cell_w, 5 + (n // columns) * cell_h
         answer = " / ".join(line_numbers(read["lines"], read["proba"])) or "no digit"
-        draw.text((10, top), f"{Path(read['file']).name}: {answer}", fill="black", font=font)
-        page = Image.fromarray(read["page"]).convert("RGB")
-        boxes = ImageDraw.Draw(page)
-        digits = [digit for line in read["lines"] for digit in line]
-        for digit, proba, kept in zip(digits, read["proba"], is_digit(read["proba"])):
-            y0, y1, x0, x1 = (round(v * read["scale"]) for v in digit.box)
-            color = (220, 30, 30) if kept else (150, 150, 150)
-            boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=color, width=2 if kept else 1)
-            if not kept:
-                boxes.line((x0, y0, x1, y1), fill=color)
-            boxes.text((x0, max(0, y0 - 14)), str(int(proba.argmax())) if kept else "ignored", fill=color, font=small)
-        sheet.paste(page, (10, top + 22))
-        for k, (digit, proba) in enumerate(zip(digits[: 2 * per_row], read["proba"])):
-            x, y = SHEET_PAGE[0] + 30 + (k % per_row) * cell, top + 22 + (k // per_row) * (cell + 14)
-            sheet.paste(Image.fromarray(digit.image).resize((cell - 8, cell - 8), Image.Resampling.NEAREST), (x, y))
-            label = f"{int(proba.argmax())} {proba.max():.0%}" if is_digit(proba) else "not a digit"
-            draw.text((x, y + cell - 6), label, fill="black", font=small)
+        where = Path(read["file"])
+        draw.text((left, top), f"{where.parent.name}/{where.name}: {answer}"[-44:], fill="black", font=font)
+        page, zoom = sheet_page(read)
+        sheet.paste(page, (left, top + 22))
+        digits = [digit for line in read["lines"] for digit in line][: 2 * SHEET_INPUTS_PER_ROW]
+        for k, (digit, proba) in enumerate(zip(digits, read["proba"])):
+            x = left + (k % SHEET_INPUTS_PER_ROW) * SHEET_INPUT
+            y = top + 30 + SHEET_PAGE[1] + (k // SHEET_INPUTS_PER_ROW) * (SHEET_INPUT + 12)
+            sheet.paste(Image.fromarray(digit.image).resize((SHEET_INPUT - 4, SHEET_INPUT - 4), Image.Resampling.NEAREST), (x, y))
+            label = f"{int(proba.argmax())} {proba.max():.0%}" if is_digit(proba) else "none"
+            draw.text((x, y + SHEET_INPUT - 4), label, fill="black", font=small)
     return sheet
+
+
+def sheet_page(read: dict):
+    """The original of a read for predict.png, a small one scaled up by a whole factor (pixels
+    visible), with its boxes and answers drawn on; returns it and the factor."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.fromarray(read["page"]).convert("RGB")
+    zoom = max(1, min(SHEET_PAGE[0] // page.width, SHEET_PAGE[1] // page.height))
+    page = page.resize((page.width * zoom, page.height * zoom), Image.Resampling.NEAREST)
+    boxes, small = ImageDraw.Draw(page), ImageFont.load_default(size=12)
+    digits = [digit for line in read["lines"] for digit in line]
+    for digit, proba, kept in zip(digits, read["proba"], is_digit(read["proba"])):
+        y0, y1, x0, x1 = (round(v * read["scale"] * zoom) for v in digit.box)
+        color = (220, 30, 30) if kept else (150, 150, 150)
+        boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=color, width=2 if kept else 1)
+        if not kept:
+            boxes.line((x0, y0, x1, y1), fill=color)
+        boxes.text((x0, max(0, y0 - 14)), str(int(proba.argmax())) if kept else "ignored", fill=color, font=small)
+    return page, zoom
 
 
 # ---------------------------------------------------------------- draw: a live canvas
@@ -2053,10 +2187,11 @@ class DrawPad:
         self.last = (x, y)
 
     def predict(self) -> list[np.ndarray]:
-        """Preprocess the canvas exactly like `predict` does and run the network."""
-        digits = preprocess(self.ink)
-        self.proba = read_proba(self.model, np.stack(digits)) if digits else np.zeros((0, NUM_CLASSES))
-        return digits
+        """Read the canvas exactly as `predict` reads a page: its digits' 28x28 images."""
+        read = read_page(self.ink, "drawing")
+        predicted(self.model, [read])
+        self.proba = read.get("proba", np.zeros((0, NUM_CLASSES)))
+        return [digit.image for line in read.get("lines", []) for digit in line]
 
     def refresh(self) -> None:
         digits = self.predict()
@@ -2167,7 +2302,7 @@ def library_versions() -> dict:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def report(plt, ds: Dataset, model, out_dir: Path) -> dict:
+def report(plt, ds: Dataset, model, out_dir: Path, check: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Evaluate on the test set; save predictions, confusion and mistakes figures; return the metrics."""
     result = evaluate(model, normalize(ds.x_test), ds.y_test)
     proba = result["proba"]
@@ -2180,14 +2315,15 @@ def report(plt, ds: Dataset, model, out_dir: Path) -> dict:
         "test_loss": result["loss"],
         "per_class": per_class_scores(confusion),
         "confusion_matrix": confusion.tolist(),
-        "not_a_digit": not_digit_rates(model, ds.x_test),
+        "not_a_digit": not_digit_rates(model, ds.x_test, check or non_digits(NOT_DIGIT_CHECK, ds.x_test, 0, held_out=True)),
     }
 
 
-def not_digit_rates(model, digits: np.ndarray, count: int = NOT_DIGIT_CHECK) -> dict:
-    """How often predict's NOT_A_DIGIT threshold turns away real digits (`digits`) and non-digits of
-    each kind, made afresh from these digits by a stream training never uses."""
-    images, kinds = non_digits(count, digits, seed=0, held_out=True)
+def not_digit_rates(model, digits: np.ndarray, check: tuple[np.ndarray, np.ndarray]) -> dict:
+    """How often predict's NOT_A_DIGIT threshold turns away real digits (`digits`) and the `check`
+    non-digits of each kind (images and kinds, made from these digits by a stream training never
+    uses: non_digits(..., held_out=True))."""
+    images, kinds = check
     rejected = ~is_digit(read_proba(model, images))
     return {"threshold": NOT_A_DIGIT, "digits_rejected": float(np.mean(~is_digit(read_proba(model, digits)))),
             "rejected_per_kind": {kind: float(rejected[kinds == k].mean()) for k, kind in enumerate(NOT_DIGIT_KINDS)}}
@@ -2266,18 +2402,20 @@ def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = 
     ds = load_dataset(run.data)
     print(f"data: {ds.describe()}", file=sys.stderr)
     fit_digits = split_validation(ds.x_train, ds.y_train, cfg.validation_split)[0][0]
-    # The non-digits are made by another process while this one imports TensorFlow: 2 s saved.
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_start()) as pool:
+    # The non-digits, for training and for the held-out check, are made by another process while
+    # this one imports TensorFlow: 2.4 s saved.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_start(), initializer=worker_setup) as pool:
         made = pool.submit(training_non_digits, cfg, fit_digits[:NOT_DIGIT_SOURCES], len(fit_digits))
+        check = pool.submit(non_digits, NOT_DIGIT_CHECK, ds.x_test, seed=0, held_out=True)
         import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
         model = build_model()
-        made = made.result()
+        made, check = made.result(), check.result()
     fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2,
                 extra=extra and (normalize(extra[0]), extra[1]), made=made)
     model_saved = save_new_model(model, run.model)
     plt = pyplot(run.show)
     save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
-    metrics = train_metrics(fit, report(plt, ds, model, run.out_dir), ds, cfg, run)
+    metrics = train_metrics(fit, report(plt, ds, model, run.out_dir, check), ds, cfg, run)
     if extra:
         metrics["extra"] = {**extra[2], "repeats_per_epoch": fit["extra_repeats"]}
     save_json(metrics, run.out_dir / "metrics.json")

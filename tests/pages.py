@@ -16,7 +16,8 @@ and compare each file's `digit` with the label in its name; or let this script d
 prints the accuracy and the preprocessing + prediction speed (model already loaded).
 
 `--case NAME` writes real-page cases instead (files `NNNN_<number>.png`, lines joined by "-"):
-page_edge, ruled, boxed, touching, small_number, two_lines, bold_tight, faint_pencil (see CASES);
+page_edge, ruled, boxed, touching, small_number, two_lines, bold_tight, faint_pencil, shadow,
+uneven_light, shrunk, two_strokes, border_strip, sixteen_bit (see CASES);
 `--case all` writes every case into its own subfolder, and `--check` scores each by name.
 """
 
@@ -260,10 +261,112 @@ def case_faint_pencil(x, y, rng):
     return photograph(place(line, page_h, page_w, rng)[0], rng, dark_ink=True, contrast=rng.uniform(0.12, 0.25)), [text]
 
 
+def case_shadow(x, y, rng):
+    """A number above a hand's or a phone's shadow: a darker region with a sharp, wavy edge across
+    the lower part of the page."""
+    digits, text = number(x, y, rng, 3, 10)
+    height = int(rng.integers(30, 70))
+    line = written_line(digits, height, rng)
+    page_w = int(line.shape[1] * rng.uniform(1.2, 1.6))
+    page_h = int(max(height * rng.uniform(4, 7), page_w * rng.uniform(0.5, 0.9)))
+    ink = np.zeros((page_h, page_w), np.float32)
+    top, left = int(rng.uniform(0.1, 0.3) * page_h), int(rng.integers(0, page_w - line.shape[1] + 1))
+    ink[top : top + line.shape[0], left : left + line.shape[1]] = line
+    img = np.asarray(photograph(ink, rng, dark_ink=True), np.float32)
+    xx = np.arange(page_w)
+    edge = top + line.shape[0] + height * rng.uniform(0.5, 1.5) + height * 0.4 * np.sin(xx / (page_w * rng.uniform(0.1, 0.4)))
+    shade = np.where(np.arange(page_h)[:, None] > edge[None, :], rng.uniform(0.4, 0.7), 1.0).astype(np.float32)
+    shade = np.asarray(Image.fromarray((shade * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2))),
+                       np.float32) / 255
+    return Image.fromarray((img * (shade[..., None] if img.ndim == 3 else shade)).astype(np.uint8)), [text]
+
+
+def case_uneven_light(x, y, rng):
+    """Faint pencil under strong uneven light: a bright spot (a lamp, a flash) and dark corners."""
+    digits, text = number(x, y, rng, 1, 5)
+    height = int(rng.integers(40, 100))
+    line = written_line(digits, height, rng, pen=int(rng.integers(0, 2)))
+    page_h, page_w = int(height * rng.uniform(2.5, 4)), int(line.shape[1] * rng.uniform(1.4, 2.2))
+    ink = place(line, page_h, page_w, rng)[0]
+    img = np.asarray(photograph(ink, rng, dark_ink=True, contrast=rng.uniform(0.12, 0.2)), np.float32) / 255
+    yy, xx = np.mgrid[0:page_h, 0:page_w] / np.float32(max(page_h, page_w))
+    cy, cx = rng.uniform(0.2, 0.8) * page_h / max(page_h, page_w), rng.uniform(0.2, 0.8) * page_w / max(page_h, page_w)
+    spot = rng.uniform(0.08, 0.18) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * rng.uniform(0.05, 0.15) ** 2))
+    corners = rng.uniform(0.3, 0.6) * (((yy - yy.mean()) ** 2 + (xx - xx.mean()) ** 2) / 0.5)
+    light = (1 + spot - corners).astype(np.float32)
+    lit = img * (light[..., None] if img.ndim == 3 else light)
+    return Image.fromarray((np.clip(lit, 0, 1) * 255).astype(np.uint8)), [text]
+
+
+def case_shrunk(x, y, rng):
+    """A photo of one digit already shrunk to 28-64 pixels a side, as many people send them."""
+    digits, text = number(x, y, rng, 1, 1)
+    height = int(rng.integers(60, 140))
+    line = written_line(digits, height, rng, pen=int(rng.integers(0, 2)))
+    side = int(max(line.shape) * rng.uniform(1.2, 1.8))
+    ink = np.zeros((side, side), np.float32)
+    top, left = (side - line.shape[0]) // 2, (side - line.shape[1]) // 2
+    ink[top : top + line.shape[0], left : left + line.shape[1]] = line
+    small = int(rng.integers(28, 65))
+    return photograph(ink, rng).resize((small, small), Image.Resampling.LANCZOS), [text]
+
+
+# Digits written in two strokes that do not touch, in a unit box (x right, y down).
+TWO_STROKES = {
+    "4": [[(0.55, 0.0), (0.0, 0.62), (1.0, 0.62)], [(0.78, 0.25), (0.78, 1.0)]],
+    "5": [[(0.25, 0.08), (0.2, 0.48), (0.6, 0.42), (0.9, 0.65), (0.7, 0.95), (0.1, 0.92)], [(0.35, 0.0), (0.95, 0.0)]],
+    "7": [[(0.0, 0.0), (0.95, 0.0), (0.35, 1.0)], [(0.25, 0.5), (0.55, 0.5)]],
+}
+
+
+def case_two_strokes(x, y, rng):
+    """A 4, 5 or 7 written in two pen strokes that do not touch (the 7's bar clear of its stem)."""
+    text = str(rng.choice(list(TWO_STROKES)))
+    height, width = int(rng.integers(50, 150)), 0
+    width = int(height * rng.uniform(0.55, 0.8))
+    page_h, page_w = int(height * rng.uniform(1.5, 3)), int(width * rng.uniform(2, 4))
+    ink = np.zeros((page_h, page_w), np.float32)
+    top, left = int(rng.integers(2, page_h - height - 1)), int(rng.integers(2, page_w - width - 1))
+    pen = max(2, int(height * rng.uniform(0.06, 0.1)))
+    for stroke in TWO_STROKES[text]:
+        points = [(left + (px + rng.normal(0, 0.02)) * width, top + (py + rng.normal(0, 0.02)) * height) for px, py in stroke]
+        pen_line(ink, points, pen)
+    return photograph(ink, rng, dark_ink=True), [text]
+
+
+def case_border_strip(x, y, rng):
+    """One digit, with a strip of darker background (the table, the next page) along one border."""
+    digits, text = number(x, y, rng, 1, 1)
+    height = int(rng.integers(50, 150))
+    line = written_line(digits, height, rng)
+    page_h, page_w = int(height * rng.uniform(1.6, 3)), int(line.shape[1] * rng.uniform(2.5, 4))
+    ink, _, _ = place(line, page_h, page_w, rng)
+    yy, xx = np.mgrid[0:page_h, 0:page_w]
+    side = int(rng.integers(4))
+    depth, size = [(xx, page_w), (page_w - 1 - xx, page_w), (yy, page_h), (page_h - 1 - yy, page_h)][side]
+    strip = (depth < rng.uniform(0.03, 0.1) * size).astype(np.float32)
+    strip[ink > 0.05] = 0  # the digit lies on the paper, clear of the strip
+    return photograph(ink, rng, dark_ink=True, backdrop=strip), [text]
+
+
+def case_sixteen_bit(x, y, rng):
+    """A number scanned to a 16-bit grayscale PNG, as scanners often save them."""
+    digits, text = number(x, y, rng, 1, 4)
+    height = int(rng.integers(40, 120))
+    line = written_line(digits, height, rng)
+    page_h, page_w = int(height * rng.uniform(1.5, 3)), int(line.shape[1] * rng.uniform(1.3, 2))
+    ink = place(line, page_h, page_w, rng)[0]
+    paper, pen = rng.uniform(0.75, 0.95), rng.uniform(0.05, 0.35)
+    page = paper * (1 - ink) + pen * ink + rng.standard_normal(ink.shape) * 0.01
+    return Image.fromarray((np.clip(page, 0, 1) * 65535).astype(np.uint16)), [text]
+
+
 CASES = {
     "page_edge": case_page_edge, "ruled": case_ruled, "boxed": case_boxed, "touching": case_touching,
     "small_number": case_small_number, "two_lines": case_two_lines, "bold_tight": case_bold_tight,
-    "faint_pencil": case_faint_pencil,
+    "faint_pencil": case_faint_pencil, "shadow": case_shadow, "uneven_light": case_uneven_light,
+    "shrunk": case_shrunk, "two_strokes": case_two_strokes, "border_strip": case_border_strip,
+    "sixteen_bit": case_sixteen_bit,
 }
 
 
