@@ -7,6 +7,7 @@ Usage:
     python num_net.py evaluate --model handwritten.keras # scores, confusion matrix, mistakes
     python num_net.py predict photo.jpg scans/ --json    # digits and numbers in your photos and scans
     python num_net.py draw                               # draw with the mouse; keys 0-9 save examples
+    python num_net.py serve                              # the same in a browser, phones too: draw, photograph, teach
     python num_net.py train --extra my_digits            # learn your handwriting too
     python num_net.py evaluate --images my_digits        # how well it reads your labelled examples
 
@@ -16,6 +17,7 @@ The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(1
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import concurrent.futures
 import contextlib
@@ -30,14 +32,18 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import urllib.parse
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +57,7 @@ DEFAULT_MODEL = Path("handwritten.keras")
 DEFAULT_OUT_DIR = Path("outputs")
 DEFAULT_SAVE_DIR = Path("my_digits")
 DATA_ENV = "NUMNET_DATA"
-COMMANDS = ("train", "evaluate", "predict", "draw")
+COMMANDS = ("train", "evaluate", "predict", "draw", "serve")
 DIGITS = tuple(str(d) for d in range(NUM_CLASSES))
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 # sha256 of each array's raw C-order bytes in the canonical MNIST release.
@@ -330,14 +336,22 @@ SMALL_PICTURE = 64  # an image no larger than this a side is one digit's picture
 
 def load_image(path: Path) -> np.ndarray:
     """Open any image Pillow reads as grayscale floats in [0, 1] (1 = white), downscaled early."""
-    from PIL import Image, ImageOps
-
     if path.suffix.lower() in HEIF_SUFFIXES:
         from pillow_heif import register_heif_opener
 
         register_heif_opener()  # iPhones' HEIC photos
+    return decoded(path, str(path))
+
+
+def decoded(source, name: str, max_pixels: int | None = None) -> np.ndarray:
+    """An image file or file-like object -> grayscale floats in [0, 1] (1 = white), at most
+    WORK_SIDE pixels a side; one larger than `max_pixels` is refused before it is decoded."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:
+        with warnings.catch_warnings(), Image.open(source) as img:
+            if max_pixels and img.width * img.height > max_pixels:
+                raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels)")
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large photos are shrunk at once
             img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
             img = ImageOps.exif_transpose(img)
@@ -350,9 +364,11 @@ def load_image(path: Path) -> np.ndarray:
             img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
             return np.clip(np.asarray(img, np.float32) / (1.0 if img.mode == "F" else 255.0), 0, 1)
     except Image.DecompressionBombError as exc:
-        raise UserError(f"{path}: image is too large to open safely ({exc})") from exc
+        raise UserError(f"{name}: image is too large to open safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise UserError(f"{name}: not a readable image (not in any image format Pillow knows)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable image ({exc})") from exc
+        raise UserError(f"{name}: not a readable image ({exc})") from exc
 
 
 def flatten_alpha(rgba):
@@ -920,10 +936,10 @@ def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
                         "train it again")
 
 
-def load_reader(path: Path):
+def load_reader(path: Path, numpy_only: bool = False):
     """The model for reading images. NumNet's own architecture is read straight from the file and
     run with NumPy (no TensorFlow: an answer in well under a second); any other model goes through
-    Keras's safe loader and its checks."""
+    Keras's safe loader and its checks, unless `numpy_only` (serve) refuses it."""
     check_model_file(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -936,6 +952,9 @@ def load_reader(path: Path):
     if weights is None:
         if not describes_a_model(config):
             raise UserError(f"{path}: not a loadable Keras model (its config.json describes no model)")
+        if numpy_only:
+            raise UserError(f"{path}: not NumNet's own network (Flatten -> Dense(128) -> Dense(128) -> Dense(10)), "
+                            "which is all serve reads: it never starts TensorFlow")
         return load_model(path)  # another architecture: Keras's safe loader and its checks
     return DenseNet.from_weights(weights, path)
 
@@ -1604,7 +1623,7 @@ def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> 
     with page_reader(len(files)) as read_each:
         reads = read_each(files)
         while batch := list(itertools.islice(reads, chunk)):
-            yield predicted(model, batch, read_each), batch
+            yield predicted(model, batch, lambda again, windows: read_each([Path(r["file"]) for r in again], windows)), batch
 
 
 @contextlib.contextmanager
@@ -1622,8 +1641,9 @@ def page_reader(count: int) -> Iterator:
 
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
     try:
+        # Chunks of 8 files, or fewer where there are few files to share out (second readings).
         yield lambda files, windows=None: pool.map(read_digits, files, windows or itertools.repeat(PAPER_WINDOW),
-                                                   chunksize=8)
+                                                   chunksize=max(1, min(8, len(files) // (4 * workers))))
     except BaseException:  # Ctrl-C, SIGTERM, an error: the chunks in hand are finished, the queued files dropped
         pool.shutdown(cancel_futures=True)
         raise
@@ -1649,24 +1669,24 @@ def worker_start():
     return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
 
 
-def predicted(model, reads: list[dict], read_each=None) -> list[dict]:
+def predicted(model, reads: list[dict], read_again=None) -> list[dict]:
     """The JSON-ready results for these reads, each holding the reading the network is surest of:
-    a file read unsure (a digit under SURE_JOIN, a mark that is no digit, or nothing found) is
-    read again with a narrower paper estimate (narrow_window), by `read_each` (page_reader's: in
-    its worker processes), and the surer reading is kept."""
+    a page read unsure (a digit under SURE_JOIN, a mark that is no digit, or nothing found) is
+    read again with a narrower paper estimate (narrow_window) by `read_again(reads, windows)`
+    (default: each file again, in this process), and the surer reading is kept."""
     results = chosen_readings(model, reads)
-    redo = [n for n, read in enumerate(reads) if unsure(read) and Path(read["file"]).is_file()]
+    redo = [n for n, read in enumerate(reads) if unsure(read)]
     if redo:
-        again = list((read_each or page_reader_here)([Path(reads[n]["file"]) for n in redo],
-                                                     [narrow_window(reads[n]) for n in redo]))
+        again = list((read_again or read_files_again)([reads[n] for n in redo], [narrow_window(reads[n]) for n in redo]))
         for n, read, result in zip(redo, again, chosen_readings(model, again)):
             if sureness(read) > sureness(reads[n]):
                 reads[n], results[n] = read, result
     return results
 
 
-def page_reader_here(files: Sequence[Path], windows: Sequence[float]) -> Iterator[dict]:
-    return map(read_digits, files, windows)
+def read_files_again(reads: list[dict], windows: list[float]) -> Iterator[dict]:
+    """Each read's file read again with its paper window, in this process."""
+    return map(read_digits, [Path(read["file"]) for read in reads], windows)
 
 
 def narrow_window(read: dict) -> float:
@@ -2189,7 +2209,7 @@ class DrawPad:
     def predict(self) -> list[np.ndarray]:
         """Read the canvas exactly as `predict` reads a page: its digits' 28x28 images."""
         read = read_page(self.ink, "drawing")
-        predicted(self.model, [read])
+        predicted(self.model, [read], lambda _, windows: [read_page(self.ink, "drawing", w) for w in windows])
         self.proba = read.get("proba", np.zeros((0, NUM_CLASSES)))
         return [digit.image for line in read.get("lines", []) for digit in line]
 
@@ -2290,6 +2310,307 @@ class DrawPad:
         self.saved[digit] += 1
         print(f"saved {path} ({plural(self.saved[digit], 'example')} of {digit})", file=self.out, flush=True)
         self.clear()
+
+
+# ---------------------------------------------------------------- serve: NumNet in the browser
+
+SERVE_BODY_LIMIT = 20 << 20  # uploads over 20 MB are refused (413) and read no further
+SERVE_PIXELS = 40_000_000  # an upload larger than this (a 40-megapixel photo) is not decoded
+SERVE_TIMEOUT = 20.0  # seconds a client may take to send its request: a slow or stuck one is dropped
+
+
+class NumNetHandler(BaseHTTPRequestHandler):
+    """One request to `serve`. The page at /, readings at POST /api/predict, examples saved at
+    POST /api/examples?digit=D (counts at GET /api/examples); every error is JSON with a 4xx
+    status. Reading is exactly predict's: read_page and predicted, NumPy only."""
+
+    model = None  #: the DenseNet every request reads with
+    save_dir: Path = DEFAULT_SAVE_DIR  #: where examples go, as draw saves them
+    timeout = SERVE_TIMEOUT  #: socket timeout while a request is read
+    server_version = "NumNet"
+    lock = threading.Lock()  #: one example saved at a time, so counts and names stay consistent
+
+    def do_GET(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/":
+            self.answer(200, SERVE_PAGE.encode(), "text/html; charset=utf-8")
+        elif path == "/api/examples":
+            self.answer_json(200, {"counts": example_counts(self.save_dir)})
+        else:
+            self.answer_json(404, {"error": f"no such page: {one_line(path)[:100]}"})
+
+    def do_POST(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        try:
+            if url.path == "/api/predict":
+                status, body = 200, self.predict(self.body())
+            elif url.path == "/api/examples":
+                status, body = 200, self.save_example(url.query, self.body())
+            else:
+                status, body = 404, {"error": f"no such endpoint: {one_line(url.path)[:100]}"}
+        except RequestError as exc:
+            status, body = exc.status, {"error": str(exc), **exc.extra}
+        self.answer_json(status, body)
+
+    def refuse_method(self) -> None:
+        self.answer_json(405, {"error": f"{self.command} is not served here: GET / and POST /api/..."})
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = refuse_method
+
+    def body(self) -> bytes:
+        """The request's body, read no further than SERVE_BODY_LIMIT."""
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            raise RequestError(411 if length is None else 400, "send the image as the body, with its Content-Length")
+        if int(length) > SERVE_BODY_LIMIT:
+            self.close_connection = True  # the rest of the upload is never read
+            raise RequestError(413, f"upload of {int(length):,} bytes refused: the limit is {SERVE_BODY_LIMIT // 2**20} MB")
+        return self.rfile.read(int(length))
+
+    def gray(self, data: bytes) -> np.ndarray:
+        try:
+            return decoded(io.BytesIO(data), "upload", max_pixels=SERVE_PIXELS)
+        except UserError as exc:
+            raise RequestError(400, str(exc)) from exc
+
+    def predict(self, data: bytes) -> dict:
+        """predict's answer for one image, with the boxes (in the image's pixels) and the inputs."""
+        gray = self.gray(data)
+        read = read_page(gray, "upload")
+        result = predicted(self.model, [read], lambda _, windows: [read_page(gray, "upload", w) for w in windows])[0]
+        if "error" in result:
+            raise RequestError(422, result["error"], {k: v for k, v in result.items() if k == "not_a_digit"})
+        zoom = upload_scale(data, gray)
+        digits = [digit for line in read["lines"] for digit in line]
+        kept = is_digit(read["proba"])
+        boxes = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if ok]
+        ignored = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if not ok]
+        inputs = [png_data_url(digit.image) for digit, ok in zip(digits, kept) if ok]
+        return {**result, "boxes": boxes, "ignored_boxes": ignored, "inputs": inputs}
+
+    def save_example(self, query: str, data: bytes) -> dict:
+        """Save one image of one digit as an example of the digit the query names."""
+        digit = urllib.parse.parse_qs(query).get("digit", [""])
+        if len(digit) != 1 or digit[0] not in DIGITS:
+            raise RequestError(400, "name the example's digit: /api/examples?digit=D, D one of 0-9")
+        gray = self.gray(data)
+        found = [d for line in find_digits(gray) for d in line]
+        if len(found) != 1:
+            raise RequestError(422, f"the image holds {len(found)} digits; an example holds one")
+        with self.lock:
+            path = self.save_dir / digit[0] / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
+            from PIL import Image
+
+            try:
+                save_image(Image.fromarray(np.round(gray * 255).astype(np.uint8)), path)
+            except UserError as exc:
+                raise RequestError(507, str(exc)) from exc
+            return {"saved": f"{digit[0]}/{path.name}", "counts": example_counts(self.save_dir)}
+
+    def answer_json(self, status: int, body: dict) -> None:
+        self.answer(status, json.dumps(body).encode(), "application/json")
+
+    def answer(self, status: int, payload: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002  (the standard library's name)
+        pass  # one line per request would bury the address line; errors go to the client
+
+
+class RequestError(Exception):
+    """What is wrong with a request: an HTTP status and one line (and any extra JSON fields)."""
+
+    def __init__(self, status: int, message: str, extra: dict | None = None):
+        super().__init__(one_line(message))
+        self.status, self.extra = status, extra or {}
+
+
+def upload_scale(data: bytes, gray: np.ndarray) -> float:
+    """How many of the uploaded image's pixels one working pixel is (large photos are shrunk)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        return max(img.size) / max(gray.shape)
+
+
+def png_data_url(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def example_counts(save_dir: Path) -> dict[str, int]:
+    """Examples saved per digit, in draw's layout: DIR/<digit>/*.png."""
+    return {d: len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS}
+
+
+class NumNetServer(ThreadingHTTPServer):
+    """The standard library's threading server: a thread per request, enough for one person or a
+    classroom, with room for a classroom's connections arriving at once (the default queue is 5)."""
+
+    request_queue_size = 64
+    daemon_threads = True  # Ctrl-C stops the server without waiting for a stuck client
+
+
+def make_server(model, host: str, port: int, save_dir: Path, timeout: float = SERVE_TIMEOUT) -> NumNetServer:
+    """A server for NumNet's page and API (not started)."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()  # photos from iPhones
+    handler = type("Handler", (NumNetHandler,), {"model": model, "save_dir": save_dir, "timeout": timeout})
+    return NumNetServer((host, port), handler)
+
+
+def lan_address() -> str | None:
+    """This machine's address on its local network, for phones (None when there is none)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    except OSError:
+        return None
+    return next((a for a in sorted(addresses) if not a.startswith("127.")), None)
+
+
+def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
+    check_save_dir(save_dir)
+    model = load_reader(run.model, numpy_only=True)
+    try:
+        server = make_server(model, host, port, save_dir)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from exc
+    port = server.server_address[1]
+    if host in ("0.0.0.0", ""):
+        where = lan_address() or "127.0.0.1"
+        print(f"NumNet at http://{where}:{port}/ (also http://127.0.0.1:{port}/); Ctrl-C stops it", flush=True)
+        warn(f"listening on every network interface: anyone on this network can read images and save examples")
+    else:
+        print(f"NumNet at http://{host}:{port}/ ; Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+SERVE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>NumNet</title>
+<style>
+body{font:16px system-ui,sans-serif;margin:0 auto;max-width:720px;padding:12px;color:#111;background:#fff}
+h1{font-size:1.3em;margin:.2em 0} h2{font-size:1.05em;margin:1em 0 .4em}
+#pad{width:min(92vw,340px);height:min(92vw,340px);border:2px solid #333;border-radius:6px;touch-action:none;background:#fff;display:block}
+.row{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start}
+#answer{font-size:3em;font-weight:bold;min-width:2ch}
+#bars{display:flex;gap:3px;align-items:flex-end;height:90px}
+#bars div{width:18px;background:#4a78c2;position:relative}
+#bars div.top{background:#d33}
+#bars span{position:absolute;bottom:-18px;width:100%;text-align:center;font-size:12px}
+.inputs img{width:42px;height:42px;image-rendering:pixelated;margin:2px;border:1px solid #999}
+button,select{font-size:1em;padding:.45em .8em;margin:2px}
+.card{border:1px solid #bbb;border-radius:6px;padding:8px;margin:8px 0}
+.card canvas{max-width:100%;height:auto}
+#counts{font-size:.9em;color:#333} .err{color:#b00}
+</style></head><body>
+<h1>NumNet: draw a digit, or photograph a page</h1>
+<div class="row">
+ <canvas id="pad" width="280" height="280"></canvas>
+ <div><div id="answer">?</div><div id="bars"></div><div style="height:22px"></div>
+  <div class="inputs" id="seen"></div></div>
+</div>
+<div><button id="clear">Clear</button>
+ <label>Save as example of <select id="digit"></select></label> <button id="save">Save drawing</button>
+ <div id="counts"></div></div>
+<h2>Photograph or upload a page</h2>
+<input type="file" id="photo" accept="image/*" capture="environment" multiple>
+<div id="photos"></div>
+<script>
+const pad = document.getElementById("pad"), ctx = pad.getContext("2d");
+const answer = document.getElementById("answer"), bars = document.getElementById("bars");
+let drawing = false, last = null, pending = false, again = false, inked = false;
+function blank() { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); inked = false; }
+blank();
+for (let d = 0; d < 10; d++) {
+  const bar = document.createElement("div"); bar.innerHTML = "<span>" + d + "</span>"; bars.appendChild(bar);
+  const opt = document.createElement("option"); opt.textContent = d; document.getElementById("digit").appendChild(opt);
+}
+function point(e) { const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; }
+pad.addEventListener("pointerdown", e => { drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e); e.preventDefault(); });
+pad.addEventListener("pointermove", e => { if (drawing) { stroke(e); e.preventDefault(); } });
+["pointerup", "pointercancel"].forEach(t => pad.addEventListener(t, () => { if (drawing) { drawing = false; read(); } }));
+function stroke(e) {
+  const p = point(e); ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke(); last = p; inked = true; read();
+}
+function show(proba) {
+  const top = proba ? proba.indexOf(Math.max(...proba)) : -1;
+  [...bars.children].forEach((bar, d) => { bar.style.height = (proba ? 2 + 86 * proba[d] : 2) + "px";
+    bar.className = d === top ? "top" : ""; });
+}
+function inputs(el, urls) { el.innerHTML = ""; (urls || []).forEach(u => { const i = new Image(); i.src = u; el.appendChild(i); }); }
+async function post(url, blob) {
+  const r = await fetch(url, {method: "POST", body: blob}); return [r.status, await r.json()];
+}
+function canvasBlob() { return new Promise(ok => pad.toBlob(ok, "image/png")); }
+async function read() {  // one request at a time; strokes drawn meanwhile are read next
+  if (pending) { again = true; return; }
+  pending = true;
+  try {
+    if (!inked) { answer.textContent = "?"; show(null); inputs(document.getElementById("seen"), []); return; }
+    const [status, body] = await post("/api/predict", await canvasBlob());
+    if (status === 200) {
+      answer.textContent = body.number !== undefined ? (body.lines ? body.lines.join(" / ") : body.number) : body.digit;
+      const d = body.digits ? body.digits[body.digits.length - 1] : body; show(d.probabilities);
+      inputs(document.getElementById("seen"), body.inputs);
+    } else {
+      answer.textContent = body.not_a_digit ? "not a digit" : "?";
+      show(body.not_a_digit ? body.not_a_digit[0].probabilities : null); inputs(document.getElementById("seen"), []);
+    }
+    answer.dataset.ready = "1";
+  } finally { pending = false; if (again) { again = false; read(); } }
+}
+document.getElementById("clear").onclick = () => { blank(); read(); };
+async function saveExample(blob) {
+  const d = document.getElementById("digit").value;
+  const [status, body] = await post("/api/examples?digit=" + d, blob);
+  const counts = document.getElementById("counts");
+  if (status === 200) { counts.textContent = "saved " + body.saved + "; examples per digit: " + countText(body.counts); }
+  else { counts.innerHTML = "<span class=err></span>"; counts.firstChild.textContent = body.error; }
+}
+function countText(c) { return Object.entries(c).map(([d, n]) => d + ":" + n).join(" "); }
+document.getElementById("save").onclick = async () => { await saveExample(await canvasBlob()); blank(); read(); };
+fetch("/api/examples").then(r => r.json()).then(b => { document.getElementById("counts").textContent = "examples per digit: " + countText(b.counts); });
+document.getElementById("photo").addEventListener("change", async e => {
+  for (const file of e.target.files) {
+    const card = document.createElement("div"); card.className = "card"; document.getElementById("photos").prepend(card);
+    const title = document.createElement("div"); title.textContent = file.name + ": reading..."; card.appendChild(title);
+    const [status, body] = await post("/api/predict", file);
+    if (status !== 200) { title.textContent = file.name + ": " + body.error; title.className = "err result"; continue; }
+    title.className = "result"; title.dataset.number = body.number !== undefined ? body.number : body.digit;
+    title.textContent = file.name + ": " + (body.lines ? "lines " + body.lines.join(" / ") : body.number !== undefined ? "number " + body.number : body.digit);
+    const img = await createImageBitmap(file), canvas = document.createElement("canvas");
+    canvas.width = img.width; canvas.height = img.height; const c = canvas.getContext("2d"); c.drawImage(img, 0, 0);
+    const w = Math.max(2, img.width / 300), answers = body.digits || [body];
+    c.lineWidth = w; c.font = (12 * w) + "px sans-serif";
+    body.boxes.forEach((b, k) => { c.strokeStyle = c.fillStyle = "#d22"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]);
+      c.fillText(answers[k].digit, b[2], Math.max(12 * w, b[0] - 2)); });
+    (body.ignored_boxes || []).forEach(b => { c.strokeStyle = "#999"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]); });
+    card.appendChild(canvas); const seen = document.createElement("div"); seen.className = "inputs"; card.appendChild(seen); inputs(seen, body.inputs);
+    if (body.boxes.length === 1) { const save = document.createElement("button"); save.textContent = "Save as example";
+      save.onclick = () => saveExample(file); card.appendChild(save); }
+  }
+  e.target.value = "";
+});
+</script></body></html>
+"""
 
 
 # ---------------------------------------------------------------- commands
@@ -2628,7 +2949,23 @@ def build_parser() -> argparse.ArgumentParser:
     draw_p.add_argument("--save-dir", type=Path, default=DEFAULT_SAVE_DIR,
                         help="where the digit keys 0-9 save your drawing as an example (DIR/<digit>/<time>.png)")
     draw_p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    serve_p = commands.add_parser("serve", help="a web page to draw, photograph and teach, for phones and desktops",
+                                  formatter_class=fmt)
+    serve_p.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on; 0.0.0.0 lets phones on your network in (and anyone else on it)")
+    serve_p.add_argument("--port", type=port_number, default=8000, help="port to listen on; 0 picks a free one")
+    serve_p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
+    serve_p.add_argument("--save-dir", type=Path, default=DEFAULT_SAVE_DIR,
+                         help="where the page saves your examples (DIR/<digit>/<time>.png, as draw does)")
+    serve_p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     return parser
+
+
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text}")
+    return value
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -2644,6 +2981,8 @@ def run_command(args: argparse.Namespace) -> int:
     run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=out_dir, show=show)
     if args.command == "draw":
         return cmd_draw(run, args.save_dir)
+    if args.command == "serve":
+        return cmd_serve(run, args.host, args.port, args.save_dir)
     preflight(run, writes_model=args.command == "train")
     if args.command == "predict":
         return cmd_predict(run, args.paths, args.json)

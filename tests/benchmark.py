@@ -3,6 +3,7 @@
     python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2] [--short 1 3]
     python tests/benchmark.py --draw-latency      # time one update of `draw` per mouse move
     python tests/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
+    python tests/benchmark.py --serve             # 20 clients send serve 500 photos and drawings
 
 Runs each command as its own process, one after another in this one session (the machine is
 shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
@@ -113,10 +114,78 @@ def photo_preprocessing(data: str, runs: int = 5) -> str:
             f"{statistics.median(times):.3f} s (median of {runs}), {max(times):.3f} s at most")
 
 
+def serve_load(data: str, clients: int = 20, total: int = 500) -> str:
+    """`serve` under load: `clients` threads send `total` real-looking photos (tests/pages.py) and
+    canvas drawings of MNIST test digits, each one `predict` reads right; every answer must match,
+    and the server's resident memory is sampled as the requests go."""
+    import concurrent.futures
+    import http.client
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
+    import num_net
+    import pages
+
+    with np.load(data, allow_pickle=False) as npz:
+        x, y = npz["x_test"], npz["y_test"]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [(path, str(label)) for path, label in pages.write_pages(x, y, Path(tmp) / "photos", total // 2 + 60, seed=11)]
+        rng = np.random.default_rng(12)
+        for n, i in enumerate(rng.choice(len(x), total // 2 + 60, replace=False)):  # a drawing: dark ink on a white canvas
+            canvas = Image.fromarray(255 - x[i]).resize((280, 280), Image.Resampling.BILINEAR)
+            path = Path(tmp) / f"drawing_{n}.png"
+            canvas.save(path)
+            files.append((path, str(y[i])))
+        results, _ = num_net.predict_files(num_net.load_reader(ROOT / "handwritten.keras"), [p for p, _ in files])
+        right = [(p.read_bytes(), label) for (p, label), r in zip(files, results) if str(r.get("digit")) == label]
+        random.Random(0).shuffle(right)
+        jobs = right[:total]
+        proc = subprocess.Popen([sys.executable, str(ROOT / "num_net.py"), "serve", "--port", "0", "--save-dir",
+                                 str(Path(tmp) / "mine")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        port = int(proc.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
+        rss = []
+
+        def rss_mb() -> float:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+        def one(job) -> bool:
+            body, label = job
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                connection.request("POST", "/api/predict", body=body)
+                response = connection.getresponse()
+                answer = json.loads(response.read())
+                connection.close()
+            except (OSError, ValueError):
+                return False
+            return response.status == 200 and str(answer.get("digit")) == label
+
+        start = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            oks = []
+            for k, ok in enumerate(pool.map(one, jobs)):
+                oks.append(ok)
+                if k % 100 == 0:
+                    rss.append(rss_mb())
+        seconds = time.perf_counter() - start
+        rss.append(rss_mb())
+        proc.send_signal(2)
+        proc.communicate(timeout=10)
+    return (f"serve: {clients} clients, {len(jobs)} images ({sum(oks)} answered right, {len(oks) - sum(oks)} wrong or "
+            f"failed) in {seconds:.1f} s: {len(jobs) / seconds:.0f} images/s; server memory "
+            f"{' -> '.join(f'{m:.0f}' for m in rss)} MB every 100 requests")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draw-latency", action="store_true", help="only time `draw`'s update per mouse move")
     parser.add_argument("--photo", action="store_true", help="only time preprocessing a 12-megapixel photo")
+    parser.add_argument("--serve", action="store_true", help="only load `serve`: 20 clients, 500 photos and drawings")
     parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
     parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -127,6 +196,9 @@ def main() -> int:
         return 0
     if args.photo:
         print(photo_preprocessing(args.data))
+        return 0
+    if args.serve:
+        print(serve_load(args.data))
         return 0
     rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
     rows += [numnet(args.data, seed) for seed in args.seeds]
