@@ -322,7 +322,7 @@ TWO_STROKES = {
 def case_two_strokes(x, y, rng):
     """A 4, 5 or 7 written in two pen strokes that do not touch (the 7's bar clear of its stem)."""
     text = str(rng.choice(list(TWO_STROKES)))
-    height, width = int(rng.integers(50, 150)), 0
+    height = int(rng.integers(50, 150))
     width = int(height * rng.uniform(0.55, 0.8))
     page_h, page_w = int(height * rng.uniform(1.5, 3)), int(width * rng.uniform(2, 4))
     ink = np.zeros((page_h, page_w), np.float32)

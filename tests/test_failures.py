@@ -22,6 +22,17 @@ def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
     return code, capsys.readouterr().err.strip().splitlines()
 
 
+# Runs a script with Python's own Ctrl-C handler in place: a shell starts background commands with
+# SIGINT ignored, and a child would inherit that, whoever runs the suite.
+INTERRUPTIBLE = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def interruptible(cmd: list[str]) -> list[str]:
+    """`cmd` ([python, script, args...]) run so that SIGINT raises KeyboardInterrupt in it."""
+    return [cmd[0], "-c", INTERRUPTIBLE, *cmd[1:]]
+
+
 def assert_one_line_error(code: int, err: list[str], *needles: str) -> None:
     assert code != 0
     assert len(err) == 1, err
@@ -182,7 +193,7 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_model(tmp_path):
     cmd = [sys.executable, str(ROOT / "num_net.py"), "train", "--data", str(tmp_path / "tiny.npz"),
            "--epochs", "100000", "--batch-size", "32", "--model", str(model), "--out-dir", str(tmp_path / "out"),
            "--no-show"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(interruptible(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 120
     while "Epoch 2/" not in (line := proc.stdout.readline()):  # training is under way
         assert line and time.monotonic() < deadline, "training never started"

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
+from test_failures import interruptible
 from test_num_net import ROOT
 
 MODEL = ROOT / "handwritten.keras"
@@ -163,8 +164,8 @@ def test_a_slow_client_does_not_hold_up_the_others(server, tmp_path):
 
 
 def test_serve_prints_its_address_never_imports_tensorflow_and_stops_on_ctrl_c(tmp_path):
-    proc = subprocess.Popen([sys.executable, str(ROOT / "num_net.py"), "serve", "--port", "0", "--model", str(MODEL),
-                             "--save-dir", str(tmp_path / "mine")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(interruptible([sys.executable, str(ROOT / "num_net.py"), "serve", "--port", "0", "--model",
+                                           str(MODEL), "--save-dir", str(tmp_path / "mine")]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=tmp_path)
     line = proc.stdout.readline()
     port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
@@ -186,8 +187,8 @@ def test_serve_on_every_interface_warns_and_a_busy_port_is_one_line(tmp_path, ca
         code = num_net.main(["serve", "--port", str(port), "--model", str(MODEL), "--save-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and f"127.0.0.1:{port}" in err[0]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "num_net.py"), "serve", "--host", "0.0.0.0", "--port", "0",
-                             "--model", str(MODEL), "--save-dir", str(tmp_path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(interruptible([sys.executable, str(ROOT / "num_net.py"), "serve", "--host", "0.0.0.0",
+                                           "--port", "0", "--model", str(MODEL), "--save-dir", str(tmp_path)]), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("NumNet at http://")
     proc.send_signal(signal.SIGINT)
