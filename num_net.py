@@ -94,7 +94,7 @@ PARALLEL_FROM = 48  # folders of this many files or more are read by worker proc
 # The most a .keras member may inflate to: NumNet's config.json is about 3 KB and its weights
 # 0.5 MB; anything far larger is not a model of this size, whatever it claims (None: any other member).
 MODEL_MEMBER_LIMITS = {"config.json": 1 << 20, "metadata.json": 1 << 20, "model.weights.h5": 64 << 20, None: 1 << 20}
-NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images,
+NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images
 NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
 NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
 NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a digit's (Hendrycks et al.)
@@ -739,7 +739,8 @@ def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Dig
     form one digit with carries that joined reading too."""
     height = line_height(line)
     digit_width = float(np.median([b.width for b in line])) if len(line) >= 3 else None
-    pieces = [piece for blob in line for piece in split_touching(blob, np.isin(labels, list(blob.labels)), height, digit_width)]
+    pieces = [piece for blob in line
+              for piece in split_touching(blob, np.isin(labels, list(blob.labels)), height, digit_width)]
     digits = []
     for piece, after in itertools.zip_longest(pieces, pieces[1:]):
         joined = after and piece.join(after)
@@ -924,9 +925,9 @@ def check_model_file(path: Path) -> None:
 
 
 def read_member(archive: zipfile.ZipFile, name: str) -> bytes:
-    """One member of a checked model zip, never more than its declared size."""
+    """One member of a checked model zip (check_model_file), never more than its limit."""
     with archive.open(name) as member:
-        return member.read(MODEL_MEMBER_LIMITS.get(name, MODEL_MEMBER_LIMITS[None]) + 1)
+        return member.read(MODEL_MEMBER_LIMITS.get(name, MODEL_MEMBER_LIMITS[None]))
 
 
 def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
@@ -962,7 +963,8 @@ def load_reader(path: Path, numpy_only: bool = False):
 def describes_a_model(config) -> bool:
     """Whether a .keras config.json has a model's shape at all: a class name and a config object.
     Anything else is refused without starting TensorFlow (600 MB) to say so."""
-    return isinstance(config, dict) and isinstance(config.get("class_name"), str) and isinstance(config.get("config"), dict)
+    return (isinstance(config, dict) and isinstance(config.get("class_name"), str)
+            and isinstance(config.get("config"), dict))
 
 
 def is_numnet_config(config) -> bool:
@@ -1045,7 +1047,8 @@ def non_digits(count: int, digits: np.ndarray, seed: int, held_out: bool = False
 
     fonts_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     fonts = [ImageFont.truetype(str(fonts_dir / name), 40) for name in LETTER_FONTS]
-    makers = (lambda rng: _letters(rng, fonts, 1) if rng.integers(2) else _pen_letter(rng), lambda rng: _letters(rng, fonts, int(rng.integers(2, 5))),
+    makers = (lambda rng: _letters(rng, fonts, 1) if rng.integers(2) else _pen_letter(rng),
+              lambda rng: _letters(rng, fonts, int(rng.integers(2, 5))),
               _scribble, lambda rng: _digit_piece(rng, digits), lambda rng: _digit_pair(rng, digits), _page_mark)
     rng = np.random.default_rng([seed % 2**32, int(held_out)])
     images, kinds = [], []
@@ -1623,7 +1626,8 @@ def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> 
     with page_reader(len(files)) as read_each:
         reads = read_each(files)
         while batch := list(itertools.islice(reads, chunk)):
-            yield predicted(model, batch, lambda again, windows: read_each([Path(r["file"]) for r in again], windows)), batch
+            again = lambda reads, windows: read_each([Path(r["file"]) for r in reads], windows)  # noqa: E731
+            yield predicted(model, batch, again), batch
 
 
 @contextlib.contextmanager
@@ -1677,7 +1681,8 @@ def predicted(model, reads: list[dict], read_again=None) -> list[dict]:
     results = chosen_readings(model, reads)
     redo = [n for n, read in enumerate(reads) if unsure(read)]
     if redo:
-        again = list((read_again or read_files_again)([reads[n] for n in redo], [narrow_window(reads[n]) for n in redo]))
+        windows = [narrow_window(reads[n]) for n in redo]
+        again = list((read_again or read_files_again)([reads[n] for n in redo], windows))
         for n, read, result in zip(redo, again, chosen_readings(model, again)):
             if sureness(read) > sureness(reads[n]):
                 reads[n], results[n] = read, result
@@ -1729,7 +1734,8 @@ def chosen_readings(model, reads: list[dict]) -> list[dict]:
             results.append({"file": read["file"], "error": read["error"]})
             continue
         read["lines"] = chosen_lines(read["lines"], seen)
-        if "whole" in read and surest(read["whole"], seen) > np.prod([surest(d, seen) for line in read["lines"] for d in line]):
+        pieces = [surest(d, seen) for line in read["lines"] for d in line]
+        if "whole" in read and surest(read["whole"], seen) > np.prod(pieces):
             read["lines"] = [[read["whole"]]]
         read["proba"] = np.array([seen[id(d)] for line in read["lines"] for d in line])
         results.append(describe_prediction(read, read["proba"]))
@@ -1785,7 +1791,8 @@ def labelled_files(folder: Path) -> list[tuple[Path, str]]:
         for entry in entries:
             if (entry.is_dir() and entry.name not in DIGITS) or is_image_file(entry):
                 raise UserError(f"{entry}: a labelled folder with subfolders holds only subfolders named 0 to 9")
-        found = [(p, sub.name) for sub in entries if sub.is_dir() for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
+        found = [(p, sub.name) for sub in entries if sub.is_dir()
+                 for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
     else:
         found = [(p, p.name.split("_")[0]) for p in entries]
     files = [(path, label) for path, label in found if is_image_file(path)]
@@ -2350,6 +2357,11 @@ class NumNetHandler(BaseHTTPRequestHandler):
                 status, body = 404, {"error": f"no such endpoint: {one_line(url.path)[:100]}"}
         except RequestError as exc:
             status, body = exc.status, {"error": str(exc), **exc.extra}
+        except (TimeoutError, ConnectionError):
+            raise  # the client is gone or stuck: the server drops it
+        except Exception as exc:  # a bug: the client still gets an answer, the terminal one line
+            warn(f"a request to {url.path} failed: {type(exc).__name__}: {first_line(exc)}")
+            status, body = 500, {"error": "NumNet failed on this request (a bug); the server goes on"}
         self.answer_json(status, body)
 
     def refuse_method(self) -> None:
@@ -2458,6 +2470,11 @@ class NumNetServer(ThreadingHTTPServer):
 
     request_queue_size = 64
     daemon_threads = True  # Ctrl-C stops the server without waiting for a stuck client
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer: one line, not the standard library's traceback."""
+        exc = sys.exc_info()[1]
+        warn(f"a connection from {client_address[0]} ended early: {type(exc).__name__}: {first_line(exc)}")
 
 
 def make_server(model, host: str, port: int, save_dir: Path, timeout: float = SERVE_TIMEOUT) -> NumNetServer:

@@ -114,8 +114,11 @@ def test_bad_uploads_get_one_json_line_and_a_4xx(server, case, status, needle, t
 
 def test_an_upload_over_20_mb_is_refused_unread(server):
     with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as sock:
-        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 25000000\r\n\r\n" + b"\0" * 1000)
-        reply = sock.recv(4096).decode()
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 25000000\r\n\r\n")  # then nothing
+        reply = b""
+        while chunk := sock.recv(4096):  # the answer comes without the server waiting for the body
+            reply += chunk
+        reply = reply.decode()
     assert reply.startswith("HTTP/1.0 413") or reply.startswith("HTTP/1.1 413")
     assert '"error"' in reply and "20 MB" in reply
 
@@ -267,3 +270,14 @@ def test_a_drawing_is_saved_as_an_example_of_the_chosen_digit(page, server):
     page.click("#save")
     page.wait_for_function("document.getElementById('counts').textContent.startsWith('saved 4/')", timeout=10_000)
     assert len(list((server["save_dir"] / "4").glob("*.png"))) == before + 1
+
+
+def test_a_bug_while_reading_is_a_json_500_and_one_line(server, monkeypatch, capsys, tmp_path):
+    def broken(*args, **kwargs):
+        raise ValueError("deliberately broken")
+
+    monkeypatch.setattr(num_net, "read_page", broken)
+    status, body = request(server, "POST", "/api/predict", digit_png(tmp_path / "one.png", ONE).read_bytes())
+    assert status == 500 and "a bug" in body["error"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["num_net: warning: a request to /api/predict failed: ValueError: deliberately broken"]
