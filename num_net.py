@@ -12,6 +12,22 @@ Usage:
     python num_net.py evaluate --images my_digits        # how well it reads your labelled examples
 
 The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(10, softmax).
+
+Sections, in file order (data flows down from a file to an answer; the command line is last):
+    Constants                 every number the code decides by, each with its reason
+    Config                    TrainConfig (the training recipe), RunConfig, Dataset
+    Data                      MNIST from an .npz, IDX files or the Keras download, checked
+    Preprocessing             a photo or scan -> its lines of 28x28 digits (find_digits, fit_digit)
+    Model                     the network, model files read within bounds, DenseNet: the NumPy forward pass
+    Non-digits                what training shows the network so that it can say "not a digit"
+    Train / evaluate          the training stream, train(), evaluate(), the report's numbers
+    Reading files             a path in, an answer out: read_digits, the network's choices (predicted)
+    Labelled folders          your own examples: labelled_files, load_examples, score_folder
+    Files and plots           atomic writes, the figures, predict.png
+    Draw                      the Matplotlib canvas
+    Serve                     the web page and its API
+    Commands                  cmd_train, cmd_evaluate, cmd_predict, cmd_draw, cmd_serve
+    Command line              build_parser, main
 """
 
 from __future__ import annotations
@@ -48,7 +64,9 @@ from pathlib import Path
 
 import numpy as np
 
-# ---------------------------------------------------------------- constants
+####################################################################################################
+# Constants ########################################################################################
+####################################################################################################
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -107,7 +125,9 @@ class UserError(Exception):
     """A problem the user can fix (bad path, bad file); reported as one line, no traceback."""
 
 
-# ---------------------------------------------------------------- config
+####################################################################################################
+# Config ###########################################################################################
+####################################################################################################
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +188,9 @@ class Dataset:
         return f"{kind}: {len(self.x_train):,} train / {len(self.x_test):,} test images from {self.source}"
 
 
-# ---------------------------------------------------------------- data
+####################################################################################################
+# Data #############################################################################################
+####################################################################################################
 
 
 def plural(count: int, noun: str) -> str:
@@ -299,7 +321,9 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
-# ---------------------------------------------------------------- preprocessing (your own images)
+####################################################################################################
+# Preprocessing (your own images) ##################################################################
+####################################################################################################
 
 HEIF_SUFFIXES = {".heic", ".heif"}  # read through the pillow-heif plugin
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}
@@ -843,7 +867,9 @@ def preprocess(gray: np.ndarray) -> list[np.ndarray]:
     return [digit.image for line in find_digits(gray) for digit in line]
 
 
-# ---------------------------------------------------------------- model
+####################################################################################################
+# Model ############################################################################################
+####################################################################################################
 
 
 @contextlib.contextmanager
@@ -1023,7 +1049,9 @@ class DenseNet:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
-# ---------------------------------------------------------------- non-digits (outlier exposure)
+####################################################################################################
+# Non-digits (outlier exposure) ####################################################################
+####################################################################################################
 
 # What a page holds besides digits, made by the script itself and mixed into training with a flat
 # target over the ten classes (outlier exposure, Hendrycks et al. 2019), so that the network's own
@@ -1218,7 +1246,9 @@ def is_digit(proba: np.ndarray) -> np.ndarray:
     return proba.max(axis=-1) >= NOT_A_DIGIT
 
 
-# ---------------------------------------------------------------- train / evaluate
+####################################################################################################
+# Train / evaluate #################################################################################
+####################################################################################################
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
@@ -1432,38 +1462,6 @@ def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
 
-def read_proba(model, digits: np.ndarray) -> np.ndarray:
-    """Class probabilities for digits cut from your images (28x28 uint8), averaged over a few
-    small changes a writer or a camera could have made (test-time augmentation: 1-pixel shifts,
-    an 8 degree tilt either way, a bolder and a thinner stroke), so that one accident of framing
-    does not decide the answer. MNIST's own test set is scored without them."""
-    parts = [np.mean([predict_proba(model, variant) for variant in reading_variants(normalize(digits[i : i + 1024]))],
-                     axis=0) for i in range(0, len(digits), 1024)]  # ten variants of 1,024 digits: 31 MB at a time
-    return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
-
-
-def reading_variants(x: np.ndarray) -> list[np.ndarray]:
-    """`x` (N x 28 x 28 floats) and its nine test-time variants: shifted a pixel each way, tilted
-    TTA_TILT degrees either way, and with the bolder and thinner strokes training makes."""
-    framed = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-    shifted = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE]
-               for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
-    flat = x.reshape(len(x), -1)
-    tilted = [(flat @ tilt_matrix(angle)).reshape(x.shape) for angle in (TTA_TILT, -TTA_TILT)]
-    corners = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE] for dy in (0, 1) for dx in (0, 1)]
-    return [x, *shifted, *tilted, np.max(corners, axis=0), np.min(corners, axis=0)]
-
-
-@functools.cache
-def tilt_matrix(angle: float) -> np.ndarray:
-    """The 784 x 784 matrix that turns a flattened 28x28 image by `angle` degrees about its centre
-    (bilinear, black outside): one matrix product tilts a whole batch."""
-    from scipy import ndimage as ndi
-
-    basis = np.eye(IMAGE_SIZE * IMAGE_SIZE, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-    return ndi.rotate(basis, angle, axes=(1, 2), reshape=False, order=1).reshape(len(basis), -1)
-
-
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
     """Accuracy, cross-entropy loss and predicted probabilities on normalized images."""
     keras = import_keras()
@@ -1515,6 +1513,43 @@ def format_report(per_class: list[dict], confusion: np.ndarray) -> str:
     lines.append("      " + "".join(f"{d:>6}" for d in range(NUM_CLASSES)))
     lines += [f"{d:>6}" + "".join(f"{n:>6}" for n in row) for d, row in enumerate(confusion)]
     return "\n".join(lines)
+
+
+####################################################################################################
+# Reading files: a path in, an answer out ##########################################################
+####################################################################################################
+
+
+def read_proba(model, digits: np.ndarray) -> np.ndarray:
+    """Class probabilities for digits cut from your images (28x28 uint8), averaged over a few
+    small changes a writer or a camera could have made (test-time augmentation: 1-pixel shifts,
+    an 8 degree tilt either way, a bolder and a thinner stroke), so that one accident of framing
+    does not decide the answer. MNIST's own test set is scored without them."""
+    parts = [np.mean([predict_proba(model, variant) for variant in reading_variants(normalize(digits[i : i + 1024]))],
+                     axis=0) for i in range(0, len(digits), 1024)]  # ten variants of 1,024 digits: 31 MB at a time
+    return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def reading_variants(x: np.ndarray) -> list[np.ndarray]:
+    """`x` (N x 28 x 28 floats) and its nine test-time variants: shifted a pixel each way, tilted
+    TTA_TILT degrees either way, and with the bolder and thinner strokes training makes."""
+    framed = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    shifted = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE]
+               for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    flat = x.reshape(len(x), -1)
+    tilted = [(flat @ tilt_matrix(angle)).reshape(x.shape) for angle in (TTA_TILT, -TTA_TILT)]
+    corners = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE] for dy in (0, 1) for dx in (0, 1)]
+    return [x, *shifted, *tilted, np.max(corners, axis=0), np.min(corners, axis=0)]
+
+
+@functools.cache
+def tilt_matrix(angle: float) -> np.ndarray:
+    """The 784 x 784 matrix that turns a flattened 28x28 image by `angle` degrees about its centre
+    (bilinear, black outside): one matrix product tilts a whole batch."""
+    from scipy import ndimage as ndi
+
+    basis = np.eye(IMAGE_SIZE * IMAGE_SIZE, dtype=np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return ndi.rotate(basis, angle, axes=(1, 2), reshape=False, order=1).reshape(len(basis), -1)
 
 
 def image_files(paths: Sequence[Path]) -> list[Path]:
@@ -1776,7 +1811,9 @@ def format_prediction(result: dict) -> str:
     return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})  top 3: {top}"
 
 
-# ---------------------------------------------------------------- labelled folders (your own examples)
+####################################################################################################
+# Labelled folders (your own examples) #############################################################
+####################################################################################################
 
 
 def labelled_files(folder: Path) -> list[tuple[Path, str]]:
@@ -1900,7 +1937,9 @@ def format_folder_score(folder: Path, score: dict) -> str:
     return f"{folder}: {score['right']}/{score['images']} = {score['accuracy']:.1%} right{failed}\n  per label: {per}{more}"
 
 
-# ---------------------------------------------------------------- files and plots
+####################################################################################################
+# Files and plots ##################################################################################
+####################################################################################################
 
 
 @contextlib.contextmanager
@@ -2142,7 +2181,9 @@ def sheet_page(read: dict):
     return page, zoom
 
 
-# ---------------------------------------------------------------- draw: a live canvas
+####################################################################################################
+# Draw: a live canvas ##############################################################################
+####################################################################################################
 
 
 class DrawPad:
@@ -2319,7 +2360,9 @@ class DrawPad:
         self.clear()
 
 
-# ---------------------------------------------------------------- serve: NumNet in the browser
+####################################################################################################
+# Serve: NumNet in the browser #####################################################################
+####################################################################################################
 
 SERVE_BODY_LIMIT = 20 << 20  # uploads over 20 MB are refused (413) and read no further
 SERVE_PIXELS = 40_000_000  # an upload larger than this (a 40-megapixel photo) is not decoded
@@ -2630,7 +2673,9 @@ document.getElementById("photo").addEventListener("change", async e => {
 """
 
 
-# ---------------------------------------------------------------- commands
+####################################################################################################
+# Commands #########################################################################################
+####################################################################################################
 
 
 def library_versions() -> dict:
@@ -2892,7 +2937,9 @@ def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- command line
+####################################################################################################
+# Command line #####################################################################################
+####################################################################################################
 
 
 def positive_int(text: str) -> int:
