@@ -1587,6 +1587,14 @@ def read_page(gray: np.ndarray, name: str, window: float = PAPER_WINDOW) -> dict
     return {**read, "whole": whole} if whole is not None and lines else read
 
 
+def read_array(model, gray: np.ndarray, name: str) -> tuple[dict, dict]:
+    """A page already in memory (a drawing, an upload) read exactly as predict reads a file, the
+    second look included: the read and its JSON-ready result."""
+    read = read_page(gray, name)
+    result = predicted(model, [read], lambda _, windows: [read_page(gray, name, w) for w in windows])[0]
+    return read, result
+
+
 def whole_digit(gray: np.ndarray) -> Digit | None:
     """All the ink of a digit-sized picture as one digit, with none of a page's rules (at 28 pixels
     a stem is 80% of the picture, and a digit cropped tight touches the border); only ink running
@@ -1865,6 +1873,21 @@ def one_line(text: str) -> str:
     """A message kept on one line: a newline or other control character in it (a file name can
     hold one) is written as an escape."""
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def example_counts(save_dir: Path) -> dict[str, int]:
+    """Examples saved per digit in the layout draw and serve write: DIR/<digit>/*.png."""
+    return {d: len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS}
+
+
+def save_example_image(save_dir: Path, digit: str, pixels: np.ndarray) -> Path:
+    """Save a grayscale image (uint8, dark ink on light paper) as an example of `digit`, atomically,
+    as DIR/<digit>/<time>.png: the name is NumNet's, never a client's."""
+    from PIL import Image
+
+    path = save_dir / digit / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
+    save_image(Image.fromarray(pixels), path)
+    return path
 
 
 def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -2202,7 +2225,7 @@ class DrawPad:
         from matplotlib.widgets import Button
 
         self.model, self.out, self.plt, self.save_dir = model, out, plt, save_dir
-        self.saved = [len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS]
+        self.saved = list(example_counts(save_dir).values())
         self.ink = np.zeros((self.SIZE, self.SIZE), np.float32)
         self.last: tuple[float, float] | None = None
         self.proba = np.zeros(NUM_CLASSES)
@@ -2256,8 +2279,7 @@ class DrawPad:
 
     def predict(self) -> list[np.ndarray]:
         """Read the canvas exactly as `predict` reads a page: its digits' 28x28 images."""
-        read = read_page(self.ink, "drawing")
-        predicted(self.model, [read], lambda _, windows: [read_page(self.ink, "drawing", w) for w in windows])
+        read, _ = read_array(self.model, self.ink, "drawing")
         self.proba = read.get("proba", np.zeros((0, NUM_CLASSES)))
         return [digit.image for line in read.get("lines", []) for digit in line]
 
@@ -2345,16 +2367,13 @@ class DrawPad:
 
     def save_example(self, digit: int) -> None:
         """Save the drawing (dark ink on white, as on paper) as an example of `digit`, then clear."""
-        from PIL import Image
-
         if not self.ink.any():
             print("nothing drawn to save", file=self.out, flush=True)
             return
         if len(self.proba) != 1:  # train --extra would skip it: a label names one digit
             self.tell(f"the canvas holds {len(self.proba)} digits; draw one to save it as a {digit}")
             return
-        path = self.save_dir / str(digit) / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
-        save_image(Image.fromarray(np.round(255 * (1 - self.ink)).astype(np.uint8)), path)
+        path = save_example_image(self.save_dir, str(digit), np.round(255 * (1 - self.ink)).astype(np.uint8))
         self.saved[digit] += 1
         print(f"saved {path} ({plural(self.saved[digit], 'example')} of {digit})", file=self.out, flush=True)
         self.clear()
@@ -2431,8 +2450,7 @@ class NumNetHandler(BaseHTTPRequestHandler):
     def predict(self, data: bytes) -> dict:
         """predict's answer for one image, with the boxes (in the image's pixels) and the inputs."""
         gray = self.gray(data)
-        read = read_page(gray, "upload")
-        result = predicted(self.model, [read], lambda _, windows: [read_page(gray, "upload", w) for w in windows])[0]
+        read, result = read_array(self.model, gray, "upload")
         if "error" in result:
             raise RequestError(422, result["error"], {k: v for k, v in result.items() if k == "not_a_digit"})
         zoom = upload_scale(data, gray)
@@ -2453,11 +2471,8 @@ class NumNetHandler(BaseHTTPRequestHandler):
         if len(found) != 1:
             raise RequestError(422, f"the image holds {len(found)} digits; an example holds one")
         with self.lock:
-            path = self.save_dir / digit[0] / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
-            from PIL import Image
-
             try:
-                save_image(Image.fromarray(np.round(gray * 255).astype(np.uint8)), path)
+                path = save_example_image(self.save_dir, digit[0], np.round(gray * 255).astype(np.uint8))
             except UserError as exc:
                 raise RequestError(507, str(exc)) from exc
             return {"saved": f"{digit[0]}/{path.name}", "counts": example_counts(self.save_dir)}
@@ -2500,11 +2515,6 @@ def png_data_url(image: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def example_counts(save_dir: Path) -> dict[str, int]:
-    """Examples saved per digit, in draw's layout: DIR/<digit>/*.png."""
-    return {d: len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS}
 
 
 class NumNetServer(ThreadingHTTPServer):
