@@ -341,7 +341,8 @@ PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's l
 # a stroke wherever a digit is under a tenth of the page, narrower than a vignette, a patch of
 # light or the bend of a shadow's edge, which then drop out as paper (a step is no stroke).
 NARROW_WINDOW = 0.1
-STROKE_SPAN = 0.5  # ... but never narrower than half a digit's height: always wider than its strokes
+STROKE_SPAN = 0.5  # ... but never narrower than half the height of the digits read surely (wider than their strokes)
+STROKE_WINDOW = 3  # ... nor than this many strokes' widths: wider than where two strokes meet
 FAINT = 0.3  # pieces of ink fainter than this fraction of the page's strongest are smudges
 INK_CORE = 0.35  # a piece of ink keeps the pixels above this fraction of its own strongest ink
 STRAIGHT = 0.15  # a blob whose second moments are this much thinner than long is a straight stroke
@@ -440,7 +441,22 @@ class Digit:
 
     box: tuple[int, int, int, int]
     image: np.ndarray
+    stroke: float = 0.0  # its strokes' width, in page pixels
     with_next: Digit | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Look:
+    """How a page is looked at: the paper estimate's window, as a fraction of the page's longer
+    side, and whether the light across the paper may curve (a lamp's fall-off, dark corners) or
+    only slope. The first look is broad and plain; a second look (second_looks) is narrower and
+    lets the light curve, which a tight crop full of ink could mislead at first sight."""
+
+    window: float = PAPER_WINDOW
+    curved_light: bool = False
+
+
+FIRST_LOOK = Look()
 
 
 def smoothed(gray: np.ndarray) -> np.ndarray:
@@ -452,7 +468,7 @@ def smoothed(gray: np.ndarray) -> np.ndarray:
     return ndi.gaussian_filter(gray, SMOOTHING) if pixel_noise(gray) > NOISY else gray
 
 
-def ink_map(gray: np.ndarray, window_fraction: float = PAPER_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+def ink_map(gray: np.ndarray, look: Look = FIRST_LOOK) -> tuple[np.ndarray, np.ndarray]:
     """Ink bright on black in [0, 1], as contrast against the paper around it, and where the
     background is not paper at all.
 
@@ -465,9 +481,9 @@ def ink_map(gray: np.ndarray, window_fraction: float = PAPER_WINDOW) -> tuple[np
     """
     from scipy import ndimage as ndi
 
-    window = max(3, round(window_fraction * max(gray.shape)))
+    window = max(3, round(look.window * max(gray.shape)))
     light = light_ink(gray, window)
-    slope = light_slope(gray, light)
+    slope = light_slope(gray, light, look.curved_light)
     if light:
         board = ndi.grey_opening(gray - slope, size=window) + slope
         return np.clip(gray - board, 0, 1), 1 - board < OFF_PAPER * np.median(1 - board[::4, ::4])
@@ -487,23 +503,36 @@ def light_ink(gray: np.ndarray, window: int) -> bool:
     return bool(np.mean(ndi.grey_opening(gray, size=window) >= middle) < 0.25)
 
 
-def light_slope(gray: np.ndarray, light: bool) -> np.ndarray:
-    """The plane that best fits the paper's brightness (least squares on every 4th pixel of the
-    brighter half, or the darker half for light ink, then again on those near the first fit):
-    the slope of the light across a photo, not pulled by ink, a table or a band."""
-    rows, cols = (axis.astype(np.float32) for axis in np.ogrid[0 : gray.shape[0], 0 : gray.shape[1]])
+def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarray:
+    """The light across the paper: a plane fit to the paper's brightness (least squares on every
+    4th pixel of the brighter half, or the darker half for light ink, then again on those near the
+    first fit), then a quadratic surface fit to the pixels near that plane, which follows a lamp's
+    fall-off and a lens's dark corners; neither is pulled by ink, a table or a band."""
+    side = max(gray.shape)
+    rows, cols = (axis.astype(np.float32) / side for axis in np.ogrid[0 : gray.shape[0], 0 : gray.shape[1]])
     sample = gray[::4, ::4].ravel()
-    r, c = np.meshgrid(rows[::4, 0], cols[0, ::4], indexing="ij")
-    design = np.column_stack([np.ones(sample.size), r.ravel(), c.ravel()])
+    r, c = (a.ravel() for a in np.meshgrid(rows[::4, 0], cols[0, ::4], indexing="ij"))
+    design = np.column_stack([np.ones(sample.size), r, c, r * r, c * c, r * c])
     middle = np.median(sample)
     paper = sample <= middle if light else sample >= middle  # the paper's side of the page to begin with
-    for _ in range(2):
-        coef = np.linalg.lstsq(design[paper], sample[paper], rcond=None)[0]
-        off = sample - design @ coef
-        paper = off <= 0.05 if light else off >= -0.05
-        if paper.sum() < 3:
+    for terms in (3, 3, 6) if curved else (3, 3):  # plane, plane, quadratic
+        coef = least_squares(design[paper, :terms], sample[paper])
+        off = sample - design[:, :terms] @ coef
+        near = off <= 0.05 if light else off >= -0.05
+        if near.sum() < 6:
             break
-    return (coef[0] + coef[1] * rows + coef[2] * cols).astype(np.float32)
+        paper = near
+    coef = np.pad(coef, (0, 6 - len(coef)))
+    return (coef[0] + coef[1] * rows + coef[2] * cols + coef[3] * rows**2 + coef[4] * cols**2
+            + coef[5] * rows * cols).astype(np.float32)
+
+
+def least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The coefficients that fit `design @ coef` to `values` best, by the normal equations summed
+    without BLAS: a few columns need no threads, and a worker process's BLAS threads fighting
+    its siblings' for two cores cost more than the fit."""
+    normal = np.einsum("ni,nj->ij", design, design)
+    return np.linalg.lstsq(normal, np.einsum("ni,n->i", design, values), rcond=None)[0]
 
 
 def ink_mask(ink: np.ndarray, gray: np.ndarray) -> np.ndarray:
@@ -733,12 +762,12 @@ def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: flo
     return [blob]
 
 
-def find_digits(gray: np.ndarray, window: float = PAPER_WINDOW) -> list[list[Digit]]:
+def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
     """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
     right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `window` is the paper
     estimate's, as a fraction of the page's longer side."""
     gray = smoothed(gray)
-    ink, off_paper = ink_map(gray, window)
+    ink, off_paper = ink_map(gray, look)
     mask = remove_page_rules(ink_mask(ink, gray))  # first: rules across the page would hide the digits' size
     labels, blobs = ink_blobs(mask)
     blobs = away_from_edges(blobs, labels, off_paper)  # a page edge with its ragged bits, a band, a table
@@ -813,7 +842,7 @@ def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box = (blob.top + rows[0], blob.top + rows[-1] + 1, blob.left + cols[0], blob.left + cols[-1] + 1)
-    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop]))
+    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop]), stroke_width(mask[crop]))
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -1563,22 +1592,22 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def read_digits(path: Path, window: float = PAPER_WINDOW) -> dict:
+def read_digits(path: Path, look: Look = FIRST_LOOK) -> dict:
     """Load and preprocess one file: {'file', 'page', 'scale', 'lines'} or {'file', 'error'};
     'page' is a small copy for predict.png, 'scale' its size over the working image's."""
     try:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        return read_page(load_image(path), str(path), window)
+        return read_page(load_image(path), str(path), look)
     except UserError as exc:
         return {"file": str(path), "error": str(exc)}
 
 
-def read_page(gray: np.ndarray, name: str, window: float = PAPER_WINDOW) -> dict:
+def read_page(gray: np.ndarray, name: str, look: Look = FIRST_LOOK) -> dict:
     """A grayscale page -> {'file', 'page', 'scale', 'lines'[, 'whole']} or a blank page's error.
     A picture no larger than SMALL_PICTURE is one digit's picture, not a page: all its ink read as
     one digit ('whole') is a reading too, for the network to choose."""
-    lines = find_digits(gray, window)
+    lines = find_digits(gray, look)
     whole = whole_digit(gray) if max(gray.shape) <= SMALL_PICTURE else None
     if not lines and whole is None:
         return {"file": name, "error": f"{name}: no digit found (blank or empty page)", "blank": True}
@@ -1591,7 +1620,7 @@ def read_array(model, gray: np.ndarray, name: str) -> tuple[dict, dict]:
     """A page already in memory (a drawing, an upload) read exactly as predict reads a file, the
     second look included: the read and its JSON-ready result."""
     read = read_page(gray, name)
-    result = predicted(model, [read], lambda _, windows: [read_page(gray, name, w) for w in windows])[0]
+    result = predicted(model, [read], lambda _, looks: [read_page(gray, name, look) for look in looks])[0]
     return read, result
 
 
@@ -1669,7 +1698,7 @@ def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> 
     with page_reader(len(files)) as read_each:
         reads = read_each(files)
         while batch := list(itertools.islice(reads, chunk)):
-            again = lambda reads, windows: read_each([Path(r["file"]) for r in reads], windows)  # noqa: E731
+            again = lambda reads, looks: read_each([Path(r["file"]) for r in reads], looks)  # noqa: E731
             yield predicted(model, batch, again), batch
 
 
@@ -1679,7 +1708,7 @@ def page_reader(count: int) -> Iterator:
     many small steps hold the GIL, so threads barely help), in this process for a few files."""
     workers = min(os.cpu_count() or 1, 8)
     if count < PARALLEL_FROM or workers == 1:
-        yield lambda files, windows=None: map(read_digits, files, windows or itertools.repeat(PAPER_WINDOW))
+        yield lambda files, looks=None: map(read_digits, files, looks or itertools.repeat(FIRST_LOOK))
         return
     # Imported once here, so that forked workers start with them rather than each importing them.
     from PIL import Image  # noqa: F401
@@ -1689,7 +1718,7 @@ def page_reader(count: int) -> Iterator:
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
     try:
         # Chunks of 8 files, or fewer where there are few files to share out (second readings).
-        yield lambda files, windows=None: pool.map(read_digits, files, windows or itertools.repeat(PAPER_WINDOW),
+        yield lambda files, looks=None: pool.map(read_digits, files, looks or itertools.repeat(FIRST_LOOK),
                                                    chunksize=max(1, min(8, len(files) // (4 * workers))))
     except BaseException:  # Ctrl-C, SIGTERM, an error: the chunks in hand are finished, the queued files dropped
         pool.shutdown(cancel_futures=True)
@@ -1719,32 +1748,37 @@ def worker_start():
 def predicted(model, reads: list[dict], read_again=None) -> list[dict]:
     """The JSON-ready results for these reads, each holding the reading the network is surest of:
     a page read unsure (a digit under SURE_JOIN, a mark that is no digit, or nothing found) is
-    read again with a narrower paper estimate (narrow_window) by `read_again(reads, windows)`
+    read again with a second look (second_looks) by `read_again(reads, looks)`
     (default: each file again, in this process), and the surer reading is kept."""
     results = chosen_readings(model, reads)
-    redo = [n for n, read in enumerate(reads) if unsure(read)]
+    redo = [(n, look) for n, read in enumerate(reads) if unsure(read) for look in second_looks(read)]
     if redo:
-        windows = [narrow_window(reads[n]) for n in redo]
-        again = list((read_again or read_files_again)([reads[n] for n in redo], windows))
-        for n, read, result in zip(redo, again, chosen_readings(model, again)):
+        again = list((read_again or read_files_again)([reads[n] for n, _ in redo], [w for _, w in redo]))
+        for (n, _), read, result in zip(redo, again, chosen_readings(model, again)):
             if sureness(read) > sureness(reads[n]):
                 reads[n], results[n] = read, result
     return results
 
 
-def read_files_again(reads: list[dict], windows: list[float]) -> Iterator[dict]:
-    """Each read's file read again with its paper window, in this process."""
-    return map(read_digits, [Path(read["file"]) for read in reads], windows)
+def read_files_again(reads: list[dict], looks: list[Look]) -> Iterator[dict]:
+    """Each read's file read again with its look, in this process."""
+    return map(read_digits, [Path(read["file"]) for read in reads], looks)
 
 
-def narrow_window(read: dict) -> float:
-    """The second reading's paper window, as a fraction of the page's longer side: NARROW_WINDOW,
-    or half the height of the digits the first reading found, if that is wider."""
-    heights = [d.box[1] - d.box[0] for line in read.get("lines", []) for d in line]
-    if not heights:
-        return NARROW_WINDOW
+def second_looks(read: dict) -> list[Look]:
+    """The second look at an unsure page: the light may curve, and the paper window is
+    NARROW_WINDOW of the page's longer side, widened to half the height of the digits the network
+    was sure of in the first reading and to STROKE_WINDOW times the width of the strokes it read as
+    digits (not a shadow's "stroke"), so that no stroke is hollowed."""
+    digits = [d for line in read.get("lines", []) for d in line]
+    if not digits:
+        return [Look(NARROW_WINDOW, curved_light=True)]
     page = max(read["page"].shape) / read["scale"]
-    return min(PAPER_WINDOW, max(NARROW_WINDOW, STROKE_SPAN * float(np.median(heights)) / page))
+    heights = [d.box[1] - d.box[0] for d, p in zip(digits, read["proba"]) if p.max() >= SURE_JOIN]
+    strokes = [d.stroke for d, p in zip(digits, read["proba"]) if is_digit(p)]
+    span = STROKE_SPAN * float(np.median(heights)) if heights else 0.0
+    stroke = STROKE_WINDOW * float(np.median(strokes)) if strokes else 0.0
+    return [Look(min(PAPER_WINDOW, max(NARROW_WINDOW, span / page, stroke / page)), curved_light=True)]
 
 
 def unsure(read: dict) -> bool:

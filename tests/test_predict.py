@@ -66,6 +66,18 @@ def test_uneven_lighting_is_removed():
     np.testing.assert_allclose(num_net.preprocess(shaded)[0], num_net.preprocess(page)[0], atol=80)
 
 
+def test_a_second_look_takes_a_lamps_spot_and_dark_corners_for_paper():
+    rows, cols = np.mgrid[0:300, 0:450] / np.float32(450)
+    spot = 0.15 * np.exp(-((rows - 0.3) ** 2 + (cols - 0.5) ** 2) / (2 * 0.08**2))
+    corners = 0.5 * ((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2) / 0.5
+    page = np.clip(0.85 * (1 + spot - corners), 0, 1).astype(np.float32)  # blank paper, unevenly lit
+    second = num_net.Look(num_net.NARROW_WINDOW, curved_light=True)
+    assert num_net.ink_map(page, second)[0].max() < num_net.MIN_CONTRAST / 2
+    assert num_net.find_digits(page, second) == []
+    drawn = np.minimum(page, drawn_digit(size=(450, 300)))  # and a digit drawn on it is still found
+    assert len(num_net.find_digits(drawn, second)) == 1
+
+
 def test_blank_and_nearly_blank_pages_have_no_digit():
     rng = np.random.default_rng(0)
     assert num_net.preprocess(np.ones((200, 300), np.float32)) == []
@@ -263,7 +275,7 @@ def test_rerendered_test_digits_are_read_correctly(mnist_test, tmp_path):
 # Each real-page case, rendered from MNIST test digits with known answers (tests/pages.py), must
 # keep its accuracy; floors sit a little under what `python tests/pages.py --case all` measures.
 CASE_FLOORS = {"page_edge": 0.76, "ruled": 0.88, "boxed": 0.68, "touching": 0.76, "small_number": 0.7,
-               "two_lines": 0.72, "bold_tight": 0.92, "faint_pencil": 0.64, "shadow": 0.72, "uneven_light": 0.36,
+               "two_lines": 0.72, "bold_tight": 0.92, "faint_pencil": 0.64, "shadow": 0.72, "uneven_light": 0.52,
                "shrunk": 0.88, "two_strokes": 0.88, "border_strip": 0.76, "sixteen_bit": 0.84}
 
 
