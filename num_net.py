@@ -14,14 +14,16 @@ Usage:
 The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(10, softmax).
 
 Sections, in file order (data flows down from a file to an answer; the command line is last):
-    Constants                 every number the code decides by, each with its reason
+    Constants                 names, files and the training numbers, each with its reason
     Config                    TrainConfig (the training recipe), RunConfig, Dataset
     Data                      MNIST from an .npz, IDX files or the Keras download, checked
-    Preprocessing             a photo or scan -> its lines of 28x28 digits (find_digits, fit_digit)
-    Model                     the network, model files read within bounds, DenseNet: the NumPy forward pass
+    Preprocessing             the page reader's numbers, each with its reason; Blob, Digit, Look,
+                              Reading; a photo or scan -> its lines of 28x28 digits (find_digits)
+    Model                     the network, model files read within bounds, NumPyNetwork: the NumPy forward pass
     Non-digits                what training shows the network so that it can say "not a digit"
     Train / evaluate          the training stream, train(), evaluate(), the report's numbers
-    Reading files             a path in, an answer out: read_digits, the network's choices (predicted)
+    Reading files             a path in, an answer out: read_digits -> Reading, the network's
+                              choices (predicted, chosen_readings), answer() -> JSON
     Labelled folders          your own examples: labelled_files, load_examples, score_folder
     Files and plots           atomic writes, the figures, predict.png
     Draw                      the Matplotlib canvas
@@ -95,8 +97,10 @@ AUGMENTATION = ("rotation", "shear", "scale", "max_shift", "bolder", "thinner")
 AUGMENT_CHUNK = 4096  # training images restyled per call of the augmentation
 EXTRA_SHARE = 0.05  # your own examples, repeated, make up this share of the training images
 FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-style augmentation
-EVALUATE_OUTPUTS = ("metrics.json", "predictions.png", "confusion.png", "mistakes.png")
-TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, "history.png")
+METRICS, PREDICTIONS, CONFUSION, MISTAKES, HISTORY = (
+    "metrics.json", "predictions.png", "confusion.png", "mistakes.png", "history.png")
+EVALUATE_OUTPUTS = (METRICS, PREDICTIONS, CONFUSION, MISTAKES)
+TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, HISTORY)
 PREDICT_OUTPUT = "predict.png"
 # One look for every figure: readable at 100% zoom.
 FIGURE_STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "figure.titlesize": 13,
@@ -150,11 +154,15 @@ class TrainConfig:
     non_digits: float = NOT_DIGIT_SHARE  # non-digits added, as a share of the training images
 
 
+# The batch size a run of at least this many epochs takes when none is given, longest runs first.
+BATCH_LADDER = ((20, 512), (8, 256), (3, 64), (1, 32))
+
+
 def for_length(cfg: TrainConfig) -> TrainConfig:
     """The recipe fitted to the run's length. Short runs take smaller batches (more steps from one
     pass) and gentler augmentation, which pays off only over many epochs; a batch size that was
     given is kept."""
-    batch = cfg.batch_size or (512 if cfg.epochs >= 20 else 256 if cfg.epochs >= 8 else 64 if cfg.epochs >= 3 else 32)
+    batch = cfg.batch_size or next(size for epochs, size in BATCH_LADDER if cfg.epochs >= epochs)
     gentle = min(1.0, cfg.epochs / FULL_AUGMENTATION)
     return dataclasses.replace(
         cfg, batch_size=batch,
@@ -213,6 +221,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
         raise UserError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
+        if pickled_arrays(path):
+            raise UserError(f"{path}: holds pickled object arrays; refusing to unpickle them")
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in SPLITS if k not in npz.files]
             if missing:
@@ -220,12 +230,21 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: npz[k] for k in SPLITS}
     except UserError:
         raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise UserError(f"{path}: holds pickled object arrays; refusing to unpickle them") from exc
-        raise UserError(f"{path}: not a readable .npz file ({exc})") from exc
     except Exception as exc:  # zipfile, zlib and OS errors all mean a corrupt or unreadable file
         raise UserError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+
+
+def pickled_arrays(path: Path) -> list[str]:
+    """The arrays of an .npz whose header says they hold Python objects (stored as pickles)."""
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            with archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                if read_header(member)[2].hasobject:
+                    found.append(name.removesuffix(".npy"))
+    return found
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -357,6 +376,39 @@ TOUCHING = 1.2  # a blob wider than this many digit heights is several digits to
 ONE_DIGIT_WIDTH = 0.9  # two neighbouring pieces no wider together than this many digit heights may be one digit
 SURE_JOIN = 0.9  # one reading replaces two only when the network is as sure of it as of a clear digit
 SMALL_PICTURE = 64  # an image no larger than this a side is one digit's picture, not a page
+PAPER_NEAR = 0.05  # pixels this near the fitted light (0-1 scale) are paper, for the next fit (light_slope)
+LIGHT_PAPER = 0.25  # light ink only where less than this share of the page is wide bright paper (light_ink)
+NOISE_BLOB = 4  # connected ink of fewer pixels is noise, never a digit (ink_blobs)
+DIGIT_POOL = 0.25  # the digit height is the median of blobs at least this share of the largest's area
+RULE_GAP, RULE_THIN = 0.05, 0.03  # a page rule may break for this share of the page, and is no thicker
+EDGE_REACH = 0.01  # ink this near (share of the page) a page edge or a band is its ragged bits
+# Ink (ink_mask), in units of the page's pixel noise: a pixel this far above the paper may be ink,
+# and a piece of ink holds at least one pixel this far above it (or SEED_CONTRAST x MIN_CONTRAST).
+NOISE_LOW, NOISE_HIGH, SEED_CONTRAST = 6, 12, 1.5
+# What is not a digit (is_clutter), in digit heights: a piece cut by the border and smaller than
+# BORDER_PIECE; a straight stroke wider than STRAIGHT_WIDE or taller than STRAIGHT_TALL (a 1 is
+# never that long); a blob taller than FRAME_TALL that encloses one at least FRAMED tall (a frame).
+BORDER_PIECE, STRAIGHT_WIDE, STRAIGHT_TALL, FRAME_TALL, FRAMED = 0.6, 1.2, 1.6, 1.2, 0.4
+# Pieces of one digit (belong_together), in digit heights unless said otherwise:
+UNDERLINE_DROP = 0.1  # a short flat piece starting this far below a digit's foot is an underline
+STACKED_OVERLAP = 0.5  # pieces sharing this much of the narrower one's width are stacked in one column
+SMALL_STACKED_OVERLAP = 0.3  # ... or this much, when the smaller is under SMALL_STACKED of the larger's height
+SMALL_STACKED = 0.6
+STACKED_GAP = 0.25  # stacked pieces no further apart than this share of the smaller one's height: a broken stroke
+ONE_DIGIT_TALL = 1.4  # two pieces together taller than this are two digits, one above the other
+PIECE_GAP = 0.3  # ... and pieces further apart than this, up or down, are too
+SIDE_PIECE, SIDE_GAP = 0.8, 0.12  # a piece under SIDE_PIECE tall within SIDE_GAP beside another is part of it
+UPPER_TOP, UPPER_FOOT = 0.2, 0.15  # a piece starting no lower than UPPER_TOP, ending UPPER_FOOT of the pair above its foot
+UPPER_OVERLAP, UPPER_REACH = 0.25, 0.08  # ... overlapping this much or coming this near is a 4's or 5's upper stroke
+# Lines (group_lines): blobs sharing half the smaller's height are on one line; lines under
+# SMALLER_WRITING of the largest line's height are other writing (print on a form).
+SAME_LINE, SMALLER_WRITING = 0.5, 0.55
+FRAME_REACH = 0.1  # a box's side reaches this far above and below the number (without_frame_sides)
+# A digit-sized piece (digit_sized): ink this tall in its columns and this wide, in digit heights.
+PIECE_TALL, PIECE_WIDE = 0.6, 0.3
+# Touching digits (split_touching): a blob wider than TOUCHING_WIDTHS times the line's digits, cut
+# between CUT_SPAN of its width, at a column crossing one stroke no taller than CUT_INK digit heights.
+TOUCHING_WIDTHS, CUT_SPAN, CUT_INK = 1.7, (0.3, 0.7), 0.35
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -459,6 +511,36 @@ class Look:
 FIRST_LOOK = Look()
 
 
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """One file or picture read: its lines of digits, or why there are none.
+
+    `page` is a small copy of the picture for predict.png and `scale` its size over the working
+    image's (digit boxes are in the working image's pixels). `whole` is the digit-sized picture's
+    ink read as one digit, an alternative reading (see read_page). `proba` holds the network's
+    probabilities, one row per digit in reading order, once chosen_readings has chosen. `error`
+    says why nothing can be read; `blank` marks an error that is only "no digit found"."""
+
+    file: str
+    lines: list[list[Digit]] = dataclasses.field(default_factory=list)
+    page: np.ndarray | None = None
+    scale: float = 1.0
+    whole: Digit | None = None
+    proba: np.ndarray | None = None
+    error: str | None = None
+    blank: bool = False
+
+    @property
+    def digits(self) -> list[Digit]:
+        """The digits of every line, in reading order."""
+        return [digit for line in self.lines for digit in line]
+
+    @property
+    def unreadable(self) -> bool:
+        """The file itself failed (missing, not an image, too large), not merely blank."""
+        return self.error is not None and not self.blank
+
+
 def smoothed(gray: np.ndarray) -> np.ndarray:
     """A noisy photo with its pixel noise smoothed away (a small Gaussian), so that faint strokes
     stand out and the paper estimate does not follow the noise; a clean scan as it is, so that
@@ -500,7 +582,7 @@ def light_ink(gray: np.ndarray, window: int) -> bool:
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(gray[::4, ::4]) >= middle or np.median(border) >= middle:
         return False
-    return bool(np.mean(ndi.grey_opening(gray, size=window) >= middle) < 0.25)
+    return bool(np.mean(ndi.grey_opening(gray, size=window) >= middle) < LIGHT_PAPER)
 
 
 def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarray:
@@ -518,7 +600,7 @@ def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarr
     for terms in (3, 3, 6) if curved else (3, 3):  # plane, plane, quadratic
         coef = least_squares(design[paper, :terms], sample[paper])
         off = sample - design[:, :terms] @ coef
-        near = off <= 0.05 if light else off >= -0.05
+        near = off <= PAPER_NEAR if light else off >= -PAPER_NEAR
         if near.sum() < 6:
             break
         paper = near
@@ -547,9 +629,9 @@ def ink_mask(ink: np.ndarray, gray: np.ndarray) -> np.ndarray:
     from scipy import ndimage as ndi
 
     noise = pixel_noise(gray)
-    labels, count = ndi.label(ink > max(MIN_CONTRAST, 6 * noise), structure=np.ones((3, 3)))
+    labels, count = ndi.label(ink > max(MIN_CONTRAST, NOISE_LOW * noise), structure=np.ones((3, 3)))
     seeded = np.zeros(count + 1, bool)
-    seeded[labels[ink > max(1.5 * MIN_CONTRAST, 12 * noise)]] = True
+    seeded[labels[ink > max(SEED_CONTRAST * MIN_CONTRAST, NOISE_HIGH * noise)]] = True
     seeded[0] = False
     if not seeded.any():
         return np.zeros_like(ink, bool)
@@ -577,7 +659,7 @@ def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
     areas = np.bincount(labels.ravel())
     blobs = []
     for label, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None or areas[label] < 4:
+        if box is None or areas[label] < NOISE_BLOB:
             continue
         straight = False
         if areas[label] >= 10:  # eigenvalues go as the squared axis lengths
@@ -610,7 +692,7 @@ def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
     the largest of them."""
     pool = [b for b in blobs if not (b.straight and b.width > b.height) and not hugs_border(b, labels)] or blobs
     largest = max(b.area for b in pool)
-    return float(np.median([b.height for b in pool if b.area >= 0.25 * largest]))
+    return float(np.median([b.height for b in pool if b.area >= DIGIT_POOL * largest]))
 
 
 def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -651,11 +733,11 @@ def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: i
 def is_clutter(blob: Blob, labels: np.ndarray, height: float, others: list[Blob]) -> bool:
     """Ink that is not part of a digit: a page edge, band or shadow along the border, a small piece
     cut by the border, a straight line much longer than the digits, or a frame drawn around them."""
-    if hugs_border(blob, labels) or (touches_border(blob, labels.shape) and max(blob.height, blob.width) < 0.6 * height):
+    if hugs_border(blob, labels) or (touches_border(blob, labels.shape) and max(blob.height, blob.width) < BORDER_PIECE * height):
         return True
-    if blob.straight and (blob.width > 1.2 * height or blob.height > 1.6 * height):
+    if blob.straight and (blob.width > STRAIGHT_WIDE * height or blob.height > STRAIGHT_TALL * height):
         return True
-    return blob.height > 1.2 * height and any(encloses(blob, other) and other.height >= 0.4 * height for other in others)
+    return blob.height > FRAME_TALL * height and any(encloses(blob, other) and other.height >= FRAMED * height for other in others)
 
 
 def encloses(outer: Blob, inner: Blob) -> bool:
@@ -669,21 +751,22 @@ def belong_together(a: Blob, b: Blob, height: float, labels: np.ndarray) -> bool
     or all but touching a longer one (a 4 written in two strokes). A flat piece below a digit is
     an underline, not part of it."""
     small, big = sorted((a, b), key=lambda blob: blob.height)
-    if small.height < MIN_HEIGHT * height and small.top >= big.bottom - 0.1 * height:
+    if small.height < MIN_HEIGHT * height and small.top >= big.bottom - UNDERLINE_DROP * height:
         return False
     joined = a.join(b)
     overlap = (min(a.right, b.right) - max(a.left, b.left)) / min(a.width, b.width)
     gap = max(a.top, b.top) - min(a.bottom, b.bottom)
-    if overlap >= (0.3 if small.height <= 0.6 * big.height else 0.5) and gap <= 0.25 * small.height:
+    stacked = SMALL_STACKED_OVERLAP if small.height <= SMALL_STACKED * big.height else STACKED_OVERLAP
+    if overlap >= stacked and gap <= STACKED_GAP * small.height:
         return True
-    if joined.height > 1.4 * height or gap > 0.3 * height:
+    if joined.height > ONE_DIGIT_TALL * height or gap > PIECE_GAP * height:
         return False
-    if overlap >= 0.5:
+    if overlap >= STACKED_OVERLAP:
         return True
-    if small.height < 0.8 * height and -overlap * min(a.width, b.width) < 0.12 * height:
+    if small.height < SIDE_PIECE * height and -overlap * min(a.width, b.width) < SIDE_GAP * height:
         return True
-    upper = small.top <= big.top + 0.2 * height and small.bottom <= big.bottom - 0.15 * joined.height
-    return upper and (overlap >= 0.25 or comes_within(a, b, labels, round(0.08 * height)))
+    upper = small.top <= big.top + UPPER_TOP * height and small.bottom <= big.bottom - UPPER_FOOT * joined.height
+    return upper and (overlap >= UPPER_OVERLAP or comes_within(a, b, labels, round(UPPER_REACH * height)))
 
 
 def comes_within(a: Blob, b: Blob, labels: np.ndarray, reach: int) -> bool:
@@ -717,14 +800,14 @@ def group_lines(blobs: list[Blob]) -> list[list[Blob]]:
     for blob in sorted(blobs, key=lambda b: b.top + b.bottom):
         for line in lines:
             top, bottom = min(b.top for b in line), max(b.bottom for b in line)
-            if min(bottom, blob.bottom) - max(top, blob.top) >= 0.5 * min(blob.height, bottom - top):
+            if min(bottom, blob.bottom) - max(top, blob.top) >= SAME_LINE * min(blob.height, bottom - top):
                 line.append(blob)
                 break
         else:
             lines.append([blob])
     lines = [without_frame_sides(line) for line in lines]
     sizes = [line_height(line) for line in lines]
-    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes) if size >= 0.55 * max(sizes)]
+    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes) if size >= SMALLER_WRITING * max(sizes)]
 
 
 def without_frame_sides(line: list[Blob]) -> list[Blob]:
@@ -734,27 +817,27 @@ def without_frame_sides(line: list[Blob]) -> list[Blob]:
     if not rest:
         return line
     top, bottom, height = min(b.top for b in rest), max(b.bottom for b in rest), line_height(rest)
-    return [b for b in line if not (b.straight and b.top < top - 0.1 * height and b.bottom > bottom + 0.1 * height)]
+    return [b for b in line if not (b.straight and b.top < top - FRAME_REACH * height and b.bottom > bottom + FRAME_REACH * height)]
 
 
 def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: float | None = None) -> list[Blob]:
     """Cut a blob much wider than one digit where two digits touch, again and again, so that
     touching digits ("74") are read one by one.
 
-    A blob is cut when it is wider than TOUCHING digit heights, or than 1.7 times the line's
-    usual digit width (`digit_width`, known where the line has a few digits). The cut is the
-    column near the middle with the least ink among those that cross one short stroke (where
+    A blob is cut when it is wider than TOUCHING digit heights, or than TOUCHING_WIDTHS times the
+    line's usual digit width (`digit_width`, known where the line has a few digits). The cut is
+    the column within CUT_SPAN with the least ink among those that cross one short stroke (where
     two digits touch) and leave a digit-sized piece on each side: a wide 0, or a 2 with a long
     tail, stays whole.
     """
-    by_width = digit_width is not None and blob.width > 1.7 * digit_width
+    by_width = digit_width is not None and blob.width > TOUCHING_WIDTHS * digit_width
     if blob.width <= TOUCHING * height and not by_width:
         return [blob]
     region = mask[blob.top : blob.bottom, blob.left : blob.right]
     ink = region.sum(axis=0)
     runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
-    for cut in sorted(range(round(0.3 * blob.width), round(0.7 * blob.width)), key=lambda c: ink[c]):
-        if runs[cut] > 1 or ink[cut] > 0.35 * height:
+    for cut in sorted(range(round(CUT_SPAN[0] * blob.width), round(CUT_SPAN[1] * blob.width)), key=lambda c: ink[c]):
+        if runs[cut] > 1 or ink[cut] > CUT_INK * height:
             continue
         pieces = [dataclasses.replace(blob, right=blob.left + cut), dataclasses.replace(blob, left=blob.left + cut)]
         if all(digit_sized(piece, mask, height) for piece in pieces):
@@ -808,8 +891,8 @@ def remove_page_rules(mask: np.ndarray) -> np.ndarray:
     page edges, even where broken."""
     rows, cols = mask.shape
     side = max(rows, cols)
-    return remove_lines(mask, round(PAGE_RULE * cols), round(PAGE_RULE * rows), gap=round(0.05 * side),
-                        thin=max(3, round(0.03 * side)))
+    return remove_lines(mask, round(PAGE_RULE * cols), round(PAGE_RULE * rows), gap=round(RULE_GAP * side),
+                        thin=max(3, round(RULE_THIN * side)))
 
 
 def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray) -> list[Blob]:
@@ -820,7 +903,7 @@ def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray
     edges = off_paper | np.isin(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
     if not edges.any():
         return blobs
-    reach = 2 * max(2, round(0.01 * max(labels.shape))) + 1
+    reach = 2 * max(2, round(EDGE_REACH * max(labels.shape))) + 1
     near = set(np.unique(labels[ndi.maximum_filter(edges, size=reach)]).tolist())
     return [b for b in blobs if not b.labels & near]
 
@@ -828,7 +911,7 @@ def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray
 def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:
     """Whether the ink in a piece's columns is as tall as a digit and wide enough to be one."""
     rows = np.flatnonzero(mask[:, piece.left : piece.right].any(axis=1))
-    return len(rows) > 0 and rows[-1] - rows[0] + 1 >= 0.6 * height and piece.width >= 0.3 * height
+    return len(rows) > 0 and rows[-1] - rows[0] + 1 >= PIECE_TALL * height and piece.width >= PIECE_WIDE * height
 
 
 def line_height(line: list[Blob]) -> float:
@@ -842,10 +925,10 @@ def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box = (blob.top + rows[0], blob.top + rows[-1] + 1, blob.left + cols[0], blob.left + cols[-1] + 1)
-    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop]), stroke_width(mask[crop]))
+    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop]), mean_stroke_width(mask[crop]))
 
 
-def stroke_width(mask: np.ndarray) -> float:
+def mean_stroke_width(mask: np.ndarray) -> float:
     """Average stroke width of a binary shape: its area over half its perimeter."""
     from scipy import ndimage as ndi
 
@@ -862,7 +945,7 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     scale = DIGIT_BOX / max(ink.shape)
     solid = max(float(np.percentile(ink[mask], SOLID_INK)), 1e-6)
     img = Image.fromarray((np.where(mask, np.clip(ink / solid, 0, 1), 0) * 255).astype(np.uint8))
-    width_in_box = stroke_width(mask) * scale
+    width_in_box = mean_stroke_width(mask) * scale
     if width_in_box < TARGET_STROKE * 0.75:
         # Thicken at 3x the final size, where one filter step is a third of a final pixel.
         mid = 3 * DIGIT_BOX / max(ink.shape)
@@ -944,20 +1027,33 @@ def load_model(path: Path):
     """Load a saved NumNet model in Keras's safe mode and check it maps 28x28 images to 10 classes
     with finite weights."""
     check_model_file(path)
+    if carries_code(model_config(path)):
+        raise UserError(f"{path}: refused: the model carries Python code (e.g. a Lambda layer), which NumNet never loads")
     keras = import_keras()
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)  # never unsafe
+        model = keras.models.load_model(path, compile=False, safe_mode=True)  # never unsafe, whatever the check missed
     except Exception as exc:
-        reason = first_line(exc)
-        if "safe_mode" in reason:
-            raise UserError(f"{path}: refused: the model carries Python code (e.g. a Lambda layer), "
-                            "which NumNet never loads") from exc
-        raise UserError(f"{path}: not a loadable Keras model ({reason[:200]})") from exc
+        raise UserError(f"{path}: not a loadable Keras model ({first_line(exc)[:200]})") from exc
     in_shape, out_shape = tuple(model.input_shape)[1:], tuple(model.output_shape)[1:]
     if in_shape != (IMAGE_SIZE, IMAGE_SIZE) or out_shape != (NUM_CLASSES,):
         raise UserError(f"{path}: not a NumNet model (takes {in_shape}, outputs {out_shape}; need (28, 28) -> (10,))")
     check_finite(model.get_weights(), path)
     return model
+
+
+def model_config(path: Path):
+    """A checked .keras file's config.json as data (None where it has none that parses)."""
+    with zipfile.ZipFile(path) as archive, contextlib.suppress(KeyError, ValueError):
+        return json.loads(read_member(archive, "config.json"))
+    return None
+
+
+def carries_code(config) -> bool:
+    """Whether a Keras config holds Python code: a Lambda layer or a serialized function, what
+    Keras's safe mode refuses to load."""
+    if isinstance(config, dict):
+        return config.get("class_name") in ("Lambda", "__lambda__") or any(map(carries_code, config.values()))
+    return isinstance(config, list) and any(map(carries_code, config))
 
 
 def check_model_file(path: Path) -> None:
@@ -985,9 +1081,14 @@ def read_member(archive: zipfile.ZipFile, name: str) -> bytes:
         return member.read(MODEL_MEMBER_LIMITS.get(name, MODEL_MEMBER_LIMITS[None]))
 
 
+def all_finite(arrays: Sequence[np.ndarray]) -> bool:
+    """Whether no array holds NaN or infinity: weights and losses of a run that did not diverge."""
+    return all(np.isfinite(a).all() for a in arrays)
+
+
 def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
     """Refuse a model whose weights hold NaN or infinity: it would answer every image the same."""
-    if not all(np.isfinite(w).all() for w in weights):
+    if not all_finite(weights):
         raise UserError(f"{path}: the model's weights are not all finite (NaN or infinity: training diverged); "
                         "train it again")
 
@@ -1012,7 +1113,7 @@ def load_reader(path: Path, numpy_only: bool = False):
             raise UserError(f"{path}: not NumNet's own network (Flatten -> Dense(128) -> Dense(128) -> Dense(10)), "
                             "which is all serve reads: it never starts TensorFlow")
         return load_model(path)  # another architecture: Keras's safe loader and its checks
-    return DenseNet.from_weights(weights, path)
+    return NumPyNetwork.from_weights(weights, path)
 
 
 def describes_a_model(config) -> bool:
@@ -1042,14 +1143,14 @@ def is_numnet_config(config) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class DenseNet:
+class NumPyNetwork:
     """NumNet's three Dense layers as NumPy arrays: relu, relu, softmax, without TensorFlow."""
 
     kernels: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
 
     @classmethod
-    def from_weights(cls, h5_bytes: bytes, path: Path) -> DenseNet:
+    def from_weights(cls, h5_bytes: bytes, path: Path) -> NumPyNetwork:
         """Read the Dense layers' kernels and biases from a .keras file's model.weights.h5."""
         import h5py
 
@@ -1281,9 +1382,9 @@ def is_digit(proba: np.ndarray) -> np.ndarray:
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
-    """Hold out the last `fraction` of the samples, as Keras's validation_split does."""
-    n_val = int(round(len(x) * fraction))
-    n_val = min(max(n_val, 1), len(x) - 1) if len(x) > 1 else 0
+    """Hold out the last `fraction` of the samples, as Keras's validation_split does: none for 0,
+    otherwise at least one, and never all of them."""
+    n_val = min(max(round(len(x) * fraction), 1), len(x) - 1) if fraction > 0 and len(x) > 1 else 0
     cut = len(x) - n_val
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
@@ -1315,7 +1416,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     # Two compiled functions, not one: fused together, XLA recomputes the warp for each stroke width.
     warped = tf.function(lambda batch_images, draws: affine_warp(batch_images, writer_transforms(draws, cfg)),
                          jit_compile=True)
-    stroked = tf.function(lambda batch_images, draws: stroke_widths(batch_images, draws[:, 6], cfg), jit_compile=True)
+    stroked = tf.function(lambda batch_images, draws: bolder_or_thinner(batch_images, draws[:, 6], cfg), jit_compile=True)
 
     def augmented(call, indices):
         index = tf.reshape(indices, [-1])
@@ -1377,7 +1478,7 @@ def affine_warp(images, transforms):
     return tf.reshape(mixed, tf.shape(images))
 
 
-def stroke_widths(images, draws, cfg: TrainConfig):
+def bolder_or_thinner(images, draws, cfg: TrainConfig):
     """Thicker strokes (a 2x2 grey dilation) for a `bolder` share of the images, thinner (a 2x2
     erosion) for a `thinner` share, chosen by draws in [-1, 1]."""
     import tensorflow as tf
@@ -1465,7 +1566,7 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
     )
     seconds = time.perf_counter() - start
     losses = history.history.get("loss", [])
-    if not np.isfinite(losses).all() or not all(np.isfinite(w).all() for w in model.get_weights()):
+    if not all_finite([np.asarray(losses, np.float64), *model.get_weights()]):
         raise UserError(f"training diverged (the loss became NaN or infinite in epoch {len(losses)}); "
                         "nothing was saved and the previous model file is untouched")
     steady = rates[1:] or rates  # the first epoch pays for graph compilation
@@ -1482,9 +1583,9 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
 
 
 def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Class probabilities for normalized images: NumPy for a DenseNet; for a Keras model, plain
+    """Class probabilities for normalized images: NumPy for a NumPyNetwork; for a Keras model, plain
     eager calls in chunks, which unlike model.predict() trace no new graph for each batch size."""
-    if isinstance(model, DenseNet):
+    if isinstance(model, NumPyNetwork):
         return model.probabilities(x)
     keras = import_keras()
     parts = [keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)]
@@ -1504,10 +1605,9 @@ def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """10x10 counts: row = true digit, column = predicted digit (TensorFlow's own op)."""
-    import tensorflow as tf
-
-    return tf.math.confusion_matrix(labels, predicted, num_classes=NUM_CLASSES).numpy()
+    """10x10 counts: row = true digit, column = predicted digit."""
+    pairs = np.asarray(labels, np.int64) * NUM_CLASSES + np.asarray(predicted, np.int64)
+    return np.bincount(pairs, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
 
 
 def per_class_scores(confusion: np.ndarray) -> list[dict]:
@@ -1592,36 +1692,33 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def read_digits(path: Path, look: Look = FIRST_LOOK) -> dict:
-    """Load and preprocess one file: {'file', 'page', 'scale', 'lines'} or {'file', 'error'};
-    'page' is a small copy for predict.png, 'scale' its size over the working image's."""
+def read_digits(path: Path, look: Look = FIRST_LOOK) -> Reading:
+    """Load and preprocess one file; a file that cannot be read is a Reading with its error."""
     try:
         if not path.is_file():
             raise UserError(f"{path}: no such file")
         return read_page(load_image(path), str(path), look)
     except UserError as exc:
-        return {"file": str(path), "error": str(exc)}
+        return Reading(str(path), error=str(exc))
 
 
-def read_page(gray: np.ndarray, name: str, look: Look = FIRST_LOOK) -> dict:
-    """A grayscale page -> {'file', 'page', 'scale', 'lines'[, 'whole']} or a blank page's error.
-    A picture no larger than SMALL_PICTURE is one digit's picture, not a page: all its ink read as
-    one digit ('whole') is a reading too, for the network to choose."""
+def read_page(gray: np.ndarray, name: str, look: Look = FIRST_LOOK) -> Reading:
+    """A grayscale page -> its Reading, or a blank page's. A picture no larger than SMALL_PICTURE
+    is one digit's picture, not a page: all its ink read as one digit (`whole`) is a reading too,
+    for the network to choose."""
     lines = find_digits(gray, look)
     whole = whole_digit(gray) if max(gray.shape) <= SMALL_PICTURE else None
     if not lines and whole is None:
-        return {"file": name, "error": f"{name}: no digit found (blank or empty page)", "blank": True}
+        return Reading(name, error=f"{name}: no digit found (blank or empty page)", blank=True)
     scale = min(1.0, SHEET_PAGE[0] / gray.shape[1], SHEET_PAGE[1] / gray.shape[0])
-    read = {"file": name, "page": thumbnail(gray, scale), "scale": scale, "lines": lines or [[whole]]}
-    return {**read, "whole": whole} if whole is not None and lines else read
+    return Reading(name, lines or [[whole]], thumbnail(gray, scale), scale, whole if lines else None)
 
 
-def read_array(model, gray: np.ndarray, name: str) -> tuple[dict, dict]:
+def read_array(model, gray: np.ndarray, name: str) -> tuple[Reading, dict]:
     """A page already in memory (a drawing, an upload) read exactly as predict reads a file, the
-    second look included: the read and its JSON-ready result."""
-    read = read_page(gray, name)
-    result = predicted(model, [read], lambda _, looks: [read_page(gray, name, look) for look in looks])[0]
-    return read, result
+    second look included: the chosen reading and its JSON-ready answer."""
+    reading = predicted(model, [read_page(gray, name)], lambda _, looks: [read_page(gray, name, look) for look in looks])[0]
+    return reading, answer(reading)
 
 
 def whole_digit(gray: np.ndarray) -> Digit | None:
@@ -1650,27 +1747,34 @@ def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
     return [[int(d), round(float(proba[d]), 4)] for d in order]
 
 
-def describe_prediction(read: dict, proba: np.ndarray) -> dict:
-    """The JSON-ready answer for one file: a digit; or a number, with a per-digit breakdown; or,
-    for several lines of writing, the first line's number and every line's. Blobs that read as no
-    digit are left out of the number and listed as "ignored"; a file holding nothing else is an
-    error, as a blank page is."""
+def answer(reading: Reading) -> dict:
+    """The JSON-ready answer for one chosen reading: a digit; or a number, with a per-digit
+    breakdown; or, for several lines of writing, the first line's number and every line's. Blobs
+    that read as no digit are left out of the number and listed as "ignored"; a file holding
+    nothing else is an error, as a blank page is."""
+    if reading.error is not None:
+        return {"file": reading.file, "error": reading.error}
+    proba, file = reading.proba, reading.file
     digits = is_digit(proba)
     ignored = [digit_answer(p) for p in proba[~digits]]
     if not digits.any():
         marks = f"{len(ignored)} mark{'s' * (len(ignored) != 1)}"
-        return {"file": read["file"], "error": f"{read['file']}: no digit found ({marks}, none of them a digit)",
-                "not_a_digit": ignored}
+        return {"file": file, "error": f"{file}: no digit found ({marks}, none of them a digit)", "not_a_digit": ignored}
     per_digit = [digit_answer(p) for p in proba[digits]]
     if len(per_digit) == 1:
-        result = {"file": read["file"], **per_digit[0]}
+        result = {"file": file, **per_digit[0]}
     else:
-        lines = line_numbers(read["lines"], proba)
-        confidence = round(float(np.prod(proba[digits].max(axis=1))), 4)
-        result = {"file": read["file"], "number": lines[0], "confidence": confidence, "digits": per_digit}
+        lines = line_numbers(reading.lines, proba)
+        result = {"file": file, "number": lines[0], "confidence": round(number_confidence(proba[digits]), 4),
+                  "digits": per_digit}
         if len(lines) > 1:
             result["lines"] = lines
     return {**result, "ignored": ignored} if ignored else result
+
+
+def number_confidence(proba: np.ndarray) -> float:
+    """How likely a number is read right: the product of its digits' probabilities."""
+    return float(np.prod(proba.max(axis=1)))
 
 
 def digit_answer(proba: np.ndarray) -> dict:
@@ -1683,23 +1787,29 @@ def line_numbers(lines: list[list[Digit]], proba: np.ndarray) -> list[str]:
     """The digits read on each line of a page, as text, leaving out blobs that are no digit (and
     lines of nothing else): `proba` holds one row per blob, in order."""
     rows = iter(proba)
-    read = ["".join(str(int(p.argmax())) for p in itertools.islice(rows, len(line)) if is_digit(p)) for line in lines]
-    return [text for text in read if text]
+    texts = [digits_text(np.array(list(itertools.islice(rows, len(line))))) for line in lines]
+    return [text for text in texts if text]
 
 
-def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[dict]]:
-    """Read and predict every file; return JSON-ready results and the preprocessed reads."""
+def digits_text(proba: np.ndarray) -> str:
+    """The digits these rows of probabilities read, as text, leaving out blobs that are no digit."""
+    return "".join(str(int(p.argmax())) for p in proba if is_digit(p))
+
+
+def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[Reading]]:
+    """Read and predict every file; return JSON-ready answers and the chosen readings."""
     chunks = list(predict_chunks(model, files))
-    return [r for results, _ in chunks for r in results], [r for _, reads in chunks for r in reads]
+    return [r for results, _ in chunks for r in results], [r for _, readings in chunks for r in readings]
 
 
-def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[dict]]]:
-    """Read and predict files a chunk at a time, in order: (results, reads) as each is ready."""
+def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[Reading]]]:
+    """Read and predict files a chunk at a time, in order: (answers, readings) as each is ready."""
     with page_reader(len(files)) as read_each:
-        reads = read_each(files)
-        while batch := list(itertools.islice(reads, chunk)):
-            again = lambda reads, looks: read_each([Path(r["file"]) for r in reads], looks)  # noqa: E731
-            yield predicted(model, batch, again), batch
+        readings = read_each(files)
+        while batch := list(itertools.islice(readings, chunk)):
+            again = lambda readings, looks: read_each([Path(r.file) for r in readings], looks)  # noqa: E731
+            chosen = predicted(model, batch, again)
+            yield [answer(reading) for reading in chosen], chosen
 
 
 @contextlib.contextmanager
@@ -1745,78 +1855,78 @@ def worker_start():
     return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
 
 
-def predicted(model, reads: list[dict], read_again=None) -> list[dict]:
-    """The JSON-ready results for these reads, each holding the reading the network is surest of:
-    a page read unsure (a digit under SURE_JOIN, a mark that is no digit, or nothing found) is
-    read again with a second look (second_looks) by `read_again(reads, looks)`
-    (default: each file again, in this process), and the surer reading is kept."""
-    results = chosen_readings(model, reads)
-    redo = [(n, look) for n, read in enumerate(reads) if unsure(read) for look in second_looks(read)]
+def predicted(model, readings: list[Reading], read_again=None) -> list[Reading]:
+    """Each reading as the network reads it surest (chosen_readings): a page read unsure (a digit
+    under SURE_JOIN, a mark that is no digit, or nothing found) is read again with a second look
+    (second_looks) by `read_again(readings, looks)` (default: each file again, in this process),
+    and the surer reading is kept."""
+    chosen = chosen_readings(model, readings)
+    redo = [(n, look) for n, reading in enumerate(chosen) if unsure(reading) for look in second_looks(reading)]
     if redo:
-        again = list((read_again or read_files_again)([reads[n] for n, _ in redo], [w for _, w in redo]))
-        for (n, _), read, result in zip(redo, again, chosen_readings(model, again)):
-            if sureness(read) > sureness(reads[n]):
-                reads[n], results[n] = read, result
-    return results
+        again = list((read_again or read_files_again)([chosen[n] for n, _ in redo], [look for _, look in redo]))
+        for (n, _), reading in zip(redo, chosen_readings(model, again)):
+            if sureness(reading) > sureness(chosen[n]):
+                chosen[n] = reading
+    return chosen
 
 
-def read_files_again(reads: list[dict], looks: list[Look]) -> Iterator[dict]:
-    """Each read's file read again with its look, in this process."""
-    return map(read_digits, [Path(read["file"]) for read in reads], looks)
+def read_files_again(readings: list[Reading], looks: list[Look]) -> Iterator[Reading]:
+    """Each reading's file read again with its look, in this process."""
+    return map(read_digits, [Path(reading.file) for reading in readings], looks)
 
 
-def second_looks(read: dict) -> list[Look]:
+def second_looks(reading: Reading) -> list[Look]:
     """The second look at an unsure page: the light may curve, and the paper window is
     NARROW_WINDOW of the page's longer side, widened to half the height of the digits the network
     was sure of in the first reading and to STROKE_WINDOW times the width of the strokes it read as
     digits (not a shadow's "stroke"), so that no stroke is hollowed."""
-    digits = [d for line in read.get("lines", []) for d in line]
+    digits = reading.digits
     if not digits:
         return [Look(NARROW_WINDOW, curved_light=True)]
-    page = max(read["page"].shape) / read["scale"]
-    heights = [d.box[1] - d.box[0] for d, p in zip(digits, read["proba"]) if p.max() >= SURE_JOIN]
-    strokes = [d.stroke for d, p in zip(digits, read["proba"]) if is_digit(p)]
+    page = max(reading.page.shape) / reading.scale
+    heights = [d.box[1] - d.box[0] for d, p in zip(digits, reading.proba) if p.max() >= SURE_JOIN]
+    strokes = [d.stroke for d, p in zip(digits, reading.proba) if is_digit(p)]
     span = STROKE_SPAN * float(np.median(heights)) if heights else 0.0
     stroke = STROKE_WINDOW * float(np.median(strokes)) if strokes else 0.0
     return [Look(min(PAPER_WINDOW, max(NARROW_WINDOW, span / page, stroke / page)), curved_light=True)]
 
 
-def unsure(read: dict) -> bool:
-    if "error" in read:
-        return bool(read.get("blank"))
-    return bool((read["proba"].max(axis=1) < SURE_JOIN).any())
+def unsure(reading: Reading) -> bool:
+    """Whether a chosen reading is worth a second look: nothing found, or a blob the network reads
+    under SURE_JOIN (a doubtful digit, or a mark that is no digit)."""
+    if reading.error is not None:
+        return reading.blank
+    return bool((reading.proba.max(axis=1) < SURE_JOIN).any())
 
 
-def sureness(read: dict) -> float:
-    """How sure the network is of a reading: the geometric mean of its probability for each blob's
-    likeliest digit, marks read as no digit included (a long number pays nothing for its length);
-    0 for a page where nothing was found."""
-    if "proba" not in read or not len(read["proba"]):
+def sureness(reading: Reading) -> float:
+    """How sure the network is of a chosen reading: the geometric mean of its probability for each
+    blob's likeliest digit, marks read as no digit included (a long number pays nothing for its
+    length); 0 for a page where nothing was found."""
+    if reading.proba is None or not len(reading.proba):
         return 0.0
-    return float(np.exp(np.mean(np.log(np.maximum(read["proba"].max(axis=1), 1e-9)))))
+    return float(np.exp(np.mean(np.log(np.maximum(reading.proba.max(axis=1), 1e-9)))))
 
 
-def chosen_readings(model, reads: list[dict]) -> list[dict]:
-    """Run the network once over every digit and every other reading in these reads; keep in each
-    read the reading the network is surest of, with its probabilities, and return the JSON-ready
-    results."""
-    candidates = [d for r in reads for line in r.get("lines", []) for d in line]
+def chosen_readings(model, readings: list[Reading]) -> list[Reading]:
+    """Run the network once over every digit and every other reading in these readings; return
+    each as the reading the network is surest of, with its probabilities."""
+    candidates = [d for reading in readings for d in reading.digits]
     candidates += [d.with_next for d in candidates if d.with_next is not None]
-    candidates += [r["whole"] for r in reads if "whole" in r]
+    candidates += [reading.whole for reading in readings if reading.whole is not None]
     proba = read_proba(model, np.stack([d.image for d in candidates])) if candidates else np.zeros((0, NUM_CLASSES))
     seen = {id(digit): p for digit, p in zip(candidates, proba)}
-    results = []
-    for read in reads:
-        if "error" in read:
-            results.append({"file": read["file"], "error": read["error"]})
-            continue
-        read["lines"] = chosen_lines(read["lines"], seen)
-        pieces = [surest(d, seen) for line in read["lines"] for d in line]
-        if "whole" in read and surest(read["whole"], seen) > np.prod(pieces):
-            read["lines"] = [[read["whole"]]]
-        read["proba"] = np.array([seen[id(d)] for line in read["lines"] for d in line])
-        results.append(describe_prediction(read, read["proba"]))
-    return results
+    return [reading if reading.error is not None else chosen_reading(reading, seen) for reading in readings]
+
+
+def chosen_reading(reading: Reading, seen: dict) -> Reading:
+    """One reading with the joins the network prefers (chosen_lines), or read whole where it is
+    surer of that, and the probabilities of what is kept."""
+    lines = chosen_lines(reading.lines, seen)
+    if reading.whole is not None and surest(reading.whole, seen) > np.prod([surest(d, seen) for line in lines for d in line]):
+        lines = [[reading.whole]]
+    proba = np.array([seen[id(d)] for line in lines for d in line])
+    return dataclasses.replace(reading, lines=lines, whole=None, proba=proba)
 
 
 def surest(digit: Digit, seen: dict) -> float:
@@ -1932,10 +2042,10 @@ def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict
     files = [(folder, path, label) for folder in folders for path, label in labelled_files(folder)]
     images, labels, counts, skipped = [], [], collections.Counter(), 0
     with page_reader(len(files)) as read_each:
-        for (folder, path, label), read in zip(files, read_each([path for _, path, _ in files])):
-            if "error" in read and not read.get("blank"):
-                raise UserError(read["error"])
-            digits = [digit.image for line in read.get("lines", []) for digit in line]
+        for (folder, path, label), reading in zip(files, read_each([path for _, path, _ in files])):
+            if reading.unreadable:
+                raise UserError(reading.error)
+            digits = [digit.image for digit in reading.digits]
             if len(digits) != len(label):
                 warn(f"{path}: skipped ({len(digits)} digits found, the label {label} has {len(label)})")
                 skipped += 1
@@ -1954,8 +2064,8 @@ def score_folder(model, folder: Path, out_dir: Path, figure: str) -> dict:
     """Read every image of a labelled folder as `predict` does; how many come back right, overall
     and per label, with the mistakes drawn into `figure` (see mistakes_figures)."""
     files = labelled_files(folder)
-    results, reads = predict_files(model, [path for path, _ in files])
-    unreadable = next((r["error"] for r in reads if "error" in r and not r.get("blank")), None)
+    results, readings = predict_files(model, [path for path, _ in files])
+    unreadable = next((r.error for r in readings if r.unreadable), None)
     if unreadable:
         raise UserError(unreadable)
     got = [str(r.get("number", r.get("digit", ""))) for r in results]
@@ -1967,7 +2077,7 @@ def score_folder(model, folder: Path, out_dir: Path, figure: str) -> dict:
              "failed": sum("error" in r for r in results),
              "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
                            for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
-    wrong = [read for read, ok in zip(reads, right) if not ok and "proba" in read]  # misread, not blank
+    wrong = [reading for reading, ok in zip(readings, right) if not ok and reading.error is None]  # misread, not blank
     if wrong:
         score["mistakes_figure"] = figure
         save_image(predict_sheet(wrong), out_dir / score["mistakes_figure"])
@@ -1999,9 +2109,22 @@ def format_folder_score(folder: Path, score: dict) -> str:
 ####################################################################################################
 
 
+SAVED: list[Path] = []  # every file this run has written (atomic_path), for what an interrupted run says
+
+
+def saved_before_stopping() -> str:
+    """What an interrupted run tells about the files it had already written."""
+    if not SAVED:
+        return "nothing was overwritten"
+    names = list(dict.fromkeys(str(path) for path in SAVED))
+    done = ", ".join(names) if len(names) <= 3 else f"{len(names)} files (the last {names[-1]})"
+    return f"{done} had been saved; nothing else was overwritten"
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds, and
+    record it in SAVED.
 
     A crash, Ctrl-C or full disk mid-write leaves the old file untouched and no temporary behind.
     """
@@ -2010,6 +2133,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+        SAVED.append(path)
     except OSError as exc:  # disk full, permissions changed mid-run, ...
         raise UserError(f"{path}: could not write ({exc.strerror or exc}); the previous file is untouched") from exc
     finally:
@@ -2040,7 +2164,7 @@ def same_weights(model, path: Path) -> bool:
         saved = load_reader(path)
     except UserError:
         return False
-    if not isinstance(saved, DenseNet):
+    if not isinstance(saved, NumPyNetwork):
         return False
     ours = model.get_weights()
     theirs = [array for pair in zip(saved.kernels, saved.biases) for array in pair]
@@ -2188,28 +2312,28 @@ def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, co
     return fig
 
 
-def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
+def predict_sheet(readings: list[Reading], count: int = PREDICT_SHOWN):
     """predict.png, drawn with Pillow: pages in a grid of up to SHEET_COLUMNS, each with its name
     and what was read, the original with a red box and the answer on every digit read (grey and
     crossed out where a blob reads as no digit and was ignored; a small original scaled up by whole
     steps, pixels visible), and under it the 28x28 images the network saw, with its answers."""
     from PIL import Image, ImageDraw, ImageFont
 
-    shown = [r for r in reads if "proba" in r][:count]
+    shown = [r for r in readings if r.error is None][:count]
     font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=10)
     columns = max(1, min(SHEET_COLUMNS, len(shown)))
     cell_w, cell_h = SHEET_PAGE[0] + 20, 22 + SHEET_PAGE[1] + 8 + 2 * SHEET_INPUT + 24
     sheet = Image.new("RGB", (columns * cell_w + 10, -(-len(shown) // columns) * cell_h + 10), "white")
     draw = ImageDraw.Draw(sheet)
-    for n, read in enumerate(shown):
+    for n, reading in enumerate(shown):
         left, top = 10 + (n % columns) * cell_w, 5 + (n // columns) * cell_h
-        answer = " / ".join(line_numbers(read["lines"], read["proba"])) or "no digit"
-        where = Path(read["file"])
-        draw.text((left, top), f"{where.parent.name}/{where.name}: {answer}"[-44:], fill="black", font=font)
-        page, zoom = sheet_page(read)
+        text = " / ".join(line_numbers(reading.lines, reading.proba)) or "no digit"
+        where = Path(reading.file)
+        draw.text((left, top), f"{where.parent.name}/{where.name}: {text}"[-44:], fill="black", font=font)
+        page, zoom = sheet_page(reading)
         sheet.paste(page, (left, top + 22))
-        digits = [digit for line in read["lines"] for digit in line][: 2 * SHEET_INPUTS_PER_ROW]
-        for k, (digit, proba) in enumerate(zip(digits, read["proba"])):
+        digits = reading.digits[: 2 * SHEET_INPUTS_PER_ROW]
+        for k, (digit, proba) in enumerate(zip(digits, reading.proba)):
             x = left + (k % SHEET_INPUTS_PER_ROW) * SHEET_INPUT
             y = top + 30 + SHEET_PAGE[1] + (k // SHEET_INPUTS_PER_ROW) * (SHEET_INPUT + 12)
             sheet.paste(Image.fromarray(digit.image).resize((SHEET_INPUT - 4, SHEET_INPUT - 4), Image.Resampling.NEAREST), (x, y))
@@ -2218,18 +2342,17 @@ def predict_sheet(reads: list[dict], count: int = PREDICT_SHOWN):
     return sheet
 
 
-def sheet_page(read: dict):
-    """The original of a read for predict.png, a small one scaled up by a whole factor (pixels
+def sheet_page(reading: Reading):
+    """The original of a reading for predict.png, a small one scaled up by a whole factor (pixels
     visible), with its boxes and answers drawn on; returns it and the factor."""
     from PIL import Image, ImageDraw, ImageFont
 
-    page = Image.fromarray(read["page"]).convert("RGB")
+    page = Image.fromarray(reading.page).convert("RGB")
     zoom = max(1, min(SHEET_PAGE[0] // page.width, SHEET_PAGE[1] // page.height))
     page = page.resize((page.width * zoom, page.height * zoom), Image.Resampling.NEAREST)
     boxes, small = ImageDraw.Draw(page), ImageFont.load_default(size=12)
-    digits = [digit for line in read["lines"] for digit in line]
-    for digit, proba, kept in zip(digits, read["proba"], is_digit(read["proba"])):
-        y0, y1, x0, x1 = (round(v * read["scale"] * zoom) for v in digit.box)
+    for digit, proba, kept in zip(reading.digits, reading.proba, is_digit(reading.proba)):
+        y0, y1, x0, x1 = (round(v * reading.scale * zoom) for v in digit.box)
         color = (220, 30, 30) if kept else (150, 150, 150)
         boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=color, width=2 if kept else 1)
         if not kept:
@@ -2313,9 +2436,9 @@ class DrawPad:
 
     def predict(self) -> list[np.ndarray]:
         """Read the canvas exactly as `predict` reads a page: its digits' 28x28 images."""
-        read, _ = read_array(self.model, self.ink, "drawing")
-        self.proba = read.get("proba", np.zeros((0, NUM_CLASSES)))
-        return [digit.image for line in read.get("lines", []) for digit in line]
+        reading, _ = read_array(self.model, self.ink, "drawing")
+        self.proba = reading.proba if reading.proba is not None else np.zeros((0, NUM_CLASSES))
+        return [digit.image for digit in reading.digits]
 
     def refresh(self) -> None:
         digits = self.predict()
@@ -2353,16 +2476,15 @@ class DrawPad:
         """The digits drawn, as text; "not a digit" where nothing drawn reads as one."""
         if len(self.proba) and not is_digit(self.proba).any():
             return "not a digit"
-        return "".join(str(int(p.argmax())) for p in self.proba if is_digit(p))
+        return digits_text(self.proba)
 
     def summary(self) -> str:
         """The one-line answer printed when a stroke ends."""
         kept = self.proba[is_digit(self.proba)] if len(self.proba) else self.proba
         if not len(kept):
             return "digit=none" if not len(self.proba) else f"digit=none (not a digit, {self.proba.max():.0%} at most)"
-        confidence = float(np.prod(kept.max(axis=1)))
         key = "digit" if len(kept) == 1 else "number"
-        return f"{key}={self.reading()} confidence={confidence:.3f}"
+        return f"{key}={self.reading()} confidence={number_confidence(kept):.3f}"
 
     def tell(self, message: str) -> None:
         """A line in the window, where the saved counts are, and on stdout."""
@@ -2427,7 +2549,7 @@ class NumNetHandler(BaseHTTPRequestHandler):
     POST /api/examples?digit=D (counts at GET /api/examples); every error is JSON with a 4xx
     status. Reading is exactly predict's: read_page and predicted, NumPy only."""
 
-    model = None  #: the DenseNet every request reads with
+    model = None  #: the NumPyNetwork every request reads with
     save_dir: Path = DEFAULT_SAVE_DIR  #: where examples go, as draw saves them
     timeout = SERVE_TIMEOUT  #: socket timeout while a request is read
     server_version = "NumNet"
@@ -2484,12 +2606,12 @@ class NumNetHandler(BaseHTTPRequestHandler):
     def predict(self, data: bytes) -> dict:
         """predict's answer for one image, with the boxes (in the image's pixels) and the inputs."""
         gray = self.gray(data)
-        read, result = read_array(self.model, gray, "upload")
+        reading, result = read_array(self.model, gray, "upload")
         if "error" in result:
             raise RequestError(422, result["error"], {k: v for k, v in result.items() if k == "not_a_digit"})
         zoom = upload_scale(data, gray)
-        digits = [digit for line in read["lines"] for digit in line]
-        kept = is_digit(read["proba"])
+        digits = reading.digits
+        kept = is_digit(reading.proba)
         boxes = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if ok]
         ignored = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if not ok]
         inputs = [png_data_url(digit.image) for digit, ok in zip(digits, kept) if ok]
@@ -2593,7 +2715,7 @@ def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
     if host in ("0.0.0.0", ""):
         where = lan_address() or "127.0.0.1"
         print(f"NumNet at http://{where}:{port}/ (also http://127.0.0.1:{port}/); Ctrl-C stops it", flush=True)
-        warn(f"listening on every network interface: anyone on this network can read images and save examples")
+        warn("listening on every network interface: anyone on this network can read images and save examples")
     else:
         print(f"NumNet at http://{host}:{port}/ ; Ctrl-C stops it", flush=True)
     try:
@@ -2734,9 +2856,9 @@ def report(plt, ds: Dataset, model, out_dir: Path, check: tuple[np.ndarray, np.n
     result = evaluate(model, normalize(ds.x_test), ds.y_test)
     proba = result["proba"]
     confusion = confusion_matrix(ds.y_test, proba.argmax(axis=1))
-    save_figure(plot_predictions(plt, ds.x_test, ds.y_test, proba), out_dir / "predictions.png")
-    save_figure(plot_confusion(plt, confusion), out_dir / "confusion.png")
-    save_figure(plot_mistakes(plt, ds.x_test, ds.y_test, proba), out_dir / "mistakes.png")
+    save_figure(plot_predictions(plt, ds.x_test, ds.y_test, proba), out_dir / PREDICTIONS)
+    save_figure(plot_confusion(plt, confusion), out_dir / CONFUSION)
+    save_figure(plot_mistakes(plt, ds.x_test, ds.y_test, proba), out_dir / MISTAKES)
     return {
         "test_accuracy": result["accuracy"],
         "test_loss": result["loss"],
@@ -2841,11 +2963,11 @@ def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = 
                 extra=extra and (normalize(extra[0]), extra[1]), made=made)
     model_saved = save_new_model(model, run.model)
     plt = pyplot(run.show)
-    save_figure(plot_history(plt, fit["history"]), run.out_dir / "history.png")
+    save_figure(plot_history(plt, fit["history"]), run.out_dir / HISTORY)
     metrics = train_metrics(fit, report(plt, ds, model, run.out_dir, check), ds, cfg, run)
     if extra:
         metrics["extra"] = {**extra[2], "repeats_per_epoch": fit["extra_repeats"]}
-    save_json(metrics, run.out_dir / "metrics.json")
+    save_json(metrics, run.out_dir / METRICS)
     val = "n/a" if metrics["val_accuracy"] is None else f"{metrics['val_accuracy']:.2%}"
     print(
         f"train accuracy {metrics['train_accuracy']:.2%} | validation {val} | "
@@ -2884,8 +3006,8 @@ def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
                               for folder, figure in zip(images, mistakes_figures(images))}
         for folder, score in metrics["folders"].items():
             print(format_folder_score(Path(folder), score))
-    save_json({**metrics, **library_versions(), **training_history(run.out_dir)}, run.out_dir / "metrics.json")
-    saved = [*(EVALUATE_OUTPUTS if plt else ["metrics.json"]),
+    save_json({**metrics, **library_versions(), **training_history(run.out_dir)}, run.out_dir / METRICS)
+    saved = [*(EVALUATE_OUTPUTS if plt else [METRICS]),
              *(s["mistakes_figure"] for s in metrics.get("folders", {}).values() if "mistakes_figure" in s)]
     print(f"saved {saved_list(run.out_dir, saved)}")
     if plt:
@@ -2897,8 +3019,8 @@ def training_history(out_dir: Path) -> dict:
     """The training history of the metrics.json being replaced, where its history.png stays beside
     it: {"history": ...}, or {} when there is none to keep."""
     try:
-        if (out_dir / "history.png").is_file():
-            return {"history": json.loads((out_dir / "metrics.json").read_text())["history"]}
+        if (out_dir / HISTORY).is_file():
+            return {"history": json.loads((out_dir / METRICS).read_text())["history"]}
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return {}
@@ -2913,13 +3035,13 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
     progress = Progress(len(files)) if sys.stderr.isatty() else None
     if as_json:
         print("[", end="")
-    for results, reads in predict_chunks(model, files):
+    for results, readings in predict_chunks(model, files):
         for result in results:
             failed |= "error" in result
             print_result(result, as_json, first=done == 0, progress=progress)
             done += 1
         sys.stdout.flush()
-        shown += [r for r in reads if "proba" in r][: PREDICT_SHOWN - len(shown)]
+        shown += [r for r in readings if r.error is None][: PREDICT_SHOWN - len(shown)]
         if progress:
             progress.show(done)
     if progress:
@@ -2966,15 +3088,13 @@ class Progress:
 
 def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
     check_save_dir(save_dir)  # before the window opens: a digit key would fail there unseen
-    if not display_available():  # checked before TensorFlow and the model load: it takes no time
-        print("num_net: error: draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
-              "use `predict` on an image file instead", file=sys.stderr)
-        return 2
+    if not display_available():  # checked before the model load: it takes no time
+        raise UserError("draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
+                        "use `predict` on an image file, or `serve` and a browser, instead")
     plt = pyplot(True)
     if plt.get_backend().lower() == "agg":
-        print("num_net: error: draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
-              "install Tk or PySide6, or set MPLBACKEND", file=sys.stderr)
-        return 2
+        raise UserError("draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
+                        "install Tk or PySide6, or set MPLBACKEND")
     pad = DrawPad(plt, load_reader(run.model), save_dir=save_dir)
     plt.show()
     plt.close(pad.fig)
@@ -3005,8 +3125,9 @@ def fraction(text: str) -> float:
     return value
 
 
-def add_common_flags(parser: argparse.ArgumentParser, data: bool = True, outputs: str = "plots and metrics.json") -> None:
-    """Flags every command shares: where the model lives, where outputs go, whether to show plots."""
+def add_common_flags(parser: argparse.ArgumentParser, data: bool = True, outputs: str | None = "plots and metrics.json") -> None:
+    """Flags the commands share: where MNIST is (`data`), where the model lives, where `outputs`
+    go and whether to show plots (for commands that write any), full tracebacks."""
     if data:
         parser.add_argument(
             "--data",
@@ -3015,8 +3136,9 @@ def add_common_flags(parser: argparse.ArgumentParser, data: bool = True, outputs
             f"IDX files; default ${DATA_ENV}, else download through Keras",
         )
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help=f"folder for {outputs}")
-    parser.add_argument("--no-show", action="store_true", help="never open plot windows (PNGs are always saved)")
+    if outputs:
+        parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help=f"folder for {outputs}")
+        parser.add_argument("--no-show", action="store_true", help="never open plot windows (PNGs are always saved)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
 
 
@@ -3032,7 +3154,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(train_p)
     train_p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the data")
     train_p.add_argument("--batch-size", type=batch_size, default="auto",
-                         help="images per step; auto: 512 for 20 epochs or more, 256 from 8, 64 from 3, else 32")
+                         help="images per step; auto: " + ", ".join(f"{size} from {epochs} epochs" for epochs, size in
+                                                                      BATCH_LADDER[:-1]) + f", else {BATCH_LADDER[-1][1]}")
     train_p.add_argument(
         "--validation-split", type=fraction, default=defaults.validation_split,
         help="fraction of the training images held out (the last ones) for validation",
@@ -3053,19 +3176,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(predict_p, data=False, outputs=PREDICT_OUTPUT)
     draw_p = commands.add_parser("draw", help="draw a digit with the mouse and watch the prediction",
                                  formatter_class=fmt)
-    draw_p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
+    add_common_flags(draw_p, data=False, outputs=None)
     draw_p.add_argument("--save-dir", type=Path, default=DEFAULT_SAVE_DIR,
                         help="where the digit keys 0-9 save your drawing as an example (DIR/<digit>/<time>.png)")
-    draw_p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     serve_p = commands.add_parser("serve", help="a web page to draw, photograph and teach, for phones and desktops",
                                   formatter_class=fmt)
     serve_p.add_argument("--host", default="127.0.0.1",
                          help="address to listen on; 0.0.0.0 lets phones on your network in (and anyone else on it)")
     serve_p.add_argument("--port", type=port_number, default=8000, help="port to listen on; 0 picks a free one")
-    serve_p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
+    add_common_flags(serve_p, data=False, outputs=None)
     serve_p.add_argument("--save-dir", type=Path, default=DEFAULT_SAVE_DIR,
                          help="where the page saves your examples (DIR/<digit>/<time>.png, as draw does)")
-    serve_p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     return parser
 
 
@@ -3121,10 +3242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"num_net: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("num_net: interrupted; nothing was overwritten", file=sys.stderr)
+        print(f"num_net: interrupted; {saved_before_stopping()}", file=sys.stderr)
         return 130
     except Terminated:
-        print("num_net: terminated (SIGTERM); nothing was overwritten", file=sys.stderr)
+        print(f"num_net: terminated (SIGTERM); {saved_before_stopping()}", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -14,31 +14,7 @@ import numpy as np
 import pytest
 
 import num_net
-from test_num_net import ROOT, synthetic_arrays, write_idx
-
-
-def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
-    code = num_net.main(args)
-    return code, capsys.readouterr().err.strip().splitlines()
-
-
-# Runs a script with Python's own Ctrl-C handler in place: a shell starts background commands with
-# SIGINT ignored, and a child would inherit that, whoever runs the suite.
-INTERRUPTIBLE = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                 "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
-
-
-def interruptible(cmd: list[str]) -> list[str]:
-    """`cmd` ([python, script, args...]) run so that SIGINT raises KeyboardInterrupt in it."""
-    return [cmd[0], "-c", INTERRUPTIBLE, *cmd[1:]]
-
-
-def assert_one_line_error(code: int, err: list[str], *needles: str) -> None:
-    assert code != 0
-    assert len(err) == 1, err
-    assert err[0].startswith("num_net: error:") and "Traceback" not in err[0]
-    for needle in needles:
-        assert needle in err[0], (needle, err[0])
+from conftest import ROOT, assert_one_line_error, interruptible, run_main, synthetic_arrays, write_idx
 
 
 # ---------------------------------------------------------------- data
@@ -118,7 +94,7 @@ def bad_models(tmp_path_factory):
     text.write_text("not a model")
     dense = keras.layers.Dense
     return {
-        "corrupt": (corrupt, "not a"),
+        "corrupt": (corrupt, "not a .keras model file (not a zip archive)"),
         "text": (text, "not a .keras model file"),
         "wrong input": (save(keras.Sequential([keras.Input((32, 32)), keras.layers.Flatten(), dense(10)]),
                              root / "input.keras"), "not a NumNet model"),

@@ -13,24 +13,17 @@ import pytest
 from PIL import Image
 
 import num_net
-from test_failures import assert_one_line_error
-from test_num_net import ROOT, synthetic_arrays
-from test_predict import MODEL, drawn_digit, mnist_test  # noqa: F401  (a fixture)
-
-
-@pytest.fixture(scope="module")
-def keras_model():
-    return num_net.load_model(MODEL)
+from conftest import MODEL, ROOT, assert_one_line_error, drawn_digit, synthetic_arrays
 
 
 def test_the_committed_model_is_read_with_numpy():
-    assert isinstance(num_net.load_reader(MODEL), num_net.DenseNet)
+    assert isinstance(num_net.load_reader(MODEL), num_net.NumPyNetwork)
 
 
-def test_numpy_probabilities_equal_keras_on_the_whole_test_set(mnist_test, keras_model):  # noqa: F811
+def test_numpy_probabilities_equal_keras_on_the_whole_test_set(mnist_test, model):
     x = num_net.normalize(mnist_test[0])
     ours = num_net.load_reader(MODEL).probabilities(x)
-    theirs = num_net.predict_proba(keras_model, x)
+    theirs = num_net.predict_proba(model, x)
     assert ours.shape == theirs.shape == (10000, 10)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).all()
@@ -53,7 +46,7 @@ def test_other_architectures_go_through_keras(tmp_path, capsys):
     path = tmp_path / "small.keras"
     model.save(path)
     reader = num_net.load_reader(path)
-    assert not isinstance(reader, num_net.DenseNet)
+    assert not isinstance(reader, num_net.NumPyNetwork)
     assert num_net.predict_proba(reader, np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
 
 

@@ -18,10 +18,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-from test_failures import assert_one_line_error, run_main
-from test_num_net import ROOT, synthetic_arrays
-
-MODEL = ROOT / "handwritten.keras"
+from conftest import MODEL, ROOT, assert_one_line_error, run_main, synthetic_arrays
 
 
 def digit_image(path: Path, digit: str = "1") -> Path:

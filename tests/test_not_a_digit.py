@@ -10,10 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-from test_num_net import ROOT
-from test_predict import mnist_test  # noqa: F401  (the real MNIST test set, a module fixture)
-
-MODEL = ROOT / "handwritten.keras"
+from conftest import MODEL
 
 # Share of each kind of generated non-digit (a stream training never saw) that must read as no
 # digit; floors a little under what the committed model measures (README).
@@ -21,12 +18,7 @@ KIND_FLOORS = {"letters": 0.65, "words": 0.9, "scribbles": 0.3, "pieces": 0.15, 
 
 
 @pytest.fixture(scope="module")
-def reader():
-    return num_net.load_reader(MODEL)
-
-
-@pytest.fixture(scope="module")
-def held_out(mnist_test):  # noqa: F811
+def held_out(mnist_test):
     x, _ = mnist_test
     return num_net.non_digits(600, x, seed=1, held_out=True)
 
@@ -39,7 +31,7 @@ def test_each_kind_of_non_digit_reads_as_no_digit(kind, reader, held_out):
     assert rejected >= KIND_FLOORS[kind], f"{kind}: {rejected:.0%} rejected"
 
 
-def test_mnist_test_digits_are_rarely_rejected(reader, mnist_test):  # noqa: F811
+def test_mnist_test_digits_are_rarely_rejected(reader, mnist_test):
     x, y = mnist_test
     proba = num_net.read_proba(reader, x)
     assert np.mean(~num_net.is_digit(proba)) <= 0.005
@@ -47,7 +39,7 @@ def test_mnist_test_digits_are_rarely_rejected(reader, mnist_test):  # noqa: F81
         assert np.mean(~num_net.is_digit(proba[y == digit])) <= 0.015, digit
 
 
-def test_a_clear_digit_of_every_class_is_never_rejected(reader, mnist_test, tmp_path):  # noqa: F811
+def test_a_clear_digit_of_every_class_is_never_rejected(reader, mnist_test, tmp_path):
     import pages
 
     x, y = mnist_test
@@ -90,7 +82,7 @@ def test_handwritten_letters_are_no_digit(tmp_path, capsys):
     assert len(errors) == 2 and all("no digit found" in line and "none of them a digit" in line for line in errors)
 
 
-def test_a_letter_beside_digits_is_left_out_of_the_number(reader, mnist_test, tmp_path):  # noqa: F811
+def test_a_letter_beside_digits_is_left_out_of_the_number(reader, mnist_test, tmp_path):
     import pages
 
     x, y = mnist_test

@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import num_net
+from conftest import ROOT, assert_picture, real_data_path, synthetic_arrays, write_idx
 
-ROOT = Path(__file__).resolve().parent.parent
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def synthetic_arrays(n_train: int = 600, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
-    """Tiny learnable MNIST-shaped data: digit d is a bright bar in row band d, plus noise."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
-        for i, d in enumerate(y):
-            x[i, 3 + 2 * d : 5 + 2 * d, 4:24] = 255
-        return x, y
-
-    x_train, y_train = make(n_train)
-    x_test, y_test = make(n_test)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
-    magic = 0x00000800 | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(payload) if compress else payload)
 
 
 @pytest.fixture
@@ -53,16 +26,6 @@ def npz_path(tmp_path, arrays):
     path = tmp_path / "tiny.npz"
     np.savez(path, **arrays)
     return path
-
-
-def real_data_path() -> Path:
-    """The real MNIST from NUMNET_DATA: required in CI, skipped (with the reason) elsewhere."""
-    value = os.environ.get("NUMNET_DATA")
-    if value and Path(value).exists():
-        return Path(value)
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the real-MNIST tests: NUMNET_DATA={value!r} does not exist")
-    pytest.skip("set NUMNET_DATA to a local MNIST (.npz or IDX folder) to run real-data tests")
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +151,7 @@ def test_stroke_widths_make_some_images_bolder_and_some_thinner():
     cfg = num_net.TrainConfig()
     images = np.zeros((3, 28, 28), np.float32)
     images[:, 8:20, 10:14] = 1.0
-    out = np.asarray(num_net.stroke_widths(images, np.array([1.0, 0.0, -1.0], np.float32), cfg))
+    out = np.asarray(num_net.bolder_or_thinner(images, np.array([1.0, 0.0, -1.0], np.float32), cfg))
     assert out[0].sum() > images[0].sum() > out[2].sum() and out[1].sum() == images[1].sum()
 
 
@@ -214,9 +177,9 @@ def test_train_end_to_end_writes_model_metrics_and_plot(tiny_run):
     assert metrics["epochs"] == 3 and metrics["seed"] == 0
     assert metrics["config"]["batch_size"] == 64
     assert set(metrics["augmentation"]) == {"rotation", "shear", "scale", "max_shift", "bolder", "thinner"}
-    assert metrics["test_accuracy"] > 0.5  # the bars are easy; chance is 0.1
+    assert metrics["test_accuracy"] >= 0.98  # the bars are easy: three epochs read them all (measured 100%)
     assert len(metrics["history"]["val_accuracy"]) == 3
-    assert (tiny_run["out"] / "predictions.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert_picture(tiny_run["out"] / "predictions.png")
     assert not list(tiny_run["root"].rglob("*.tmp*")), "temporary files left behind"
 
 
@@ -267,12 +230,12 @@ def test_evaluate_scores_the_saved_model_like_train_did(tiny_run, capsys):
     assert f"{trained['test_accuracy']:.2%}" in printed
     assert "precision" in printed and "confusion matrix" in printed
     assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
-    assert (out / "predictions.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert_picture(out / "predictions.png")
 
 
 def test_report_figures_are_written_headless(tiny_run):
     for name in ("history.png", "confusion.png", "mistakes.png", "predictions.png"):
-        assert (tiny_run["out"] / name).read_bytes()[:8] == PNG_SIGNATURE, name
+        assert_picture(tiny_run["out"] / name)
 
 
 def test_confusion_matrix_agrees_with_accuracy(tiny_run):

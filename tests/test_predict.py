@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,23 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-
-sys.path.insert(0, str(Path(__file__).parent))
-import pages  # noqa: E402  (the page renderer beside this file)
-from test_num_net import ROOT, real_data_path  # noqa: E402
-
-MODEL = ROOT / "handwritten.keras"
-
-
-def drawn_digit(size=(300, 200), box=(120, 40, 160, 170), dark_ink=True, width=12) -> np.ndarray:
-    """A page with a '1'-like bar and a foot, as grayscale floats (1 = white)."""
-    paper, ink = (255, 0) if dark_ink else (0, 255)
-    img = Image.new("L", size, paper)
-    draw = ImageDraw.Draw(img)
-    left, top, right, bottom = box
-    draw.line([(right, top), (left + 10, bottom)], fill=ink, width=width)
-    draw.line([(left - 10, bottom), (right + 10, bottom)], fill=ink, width=width)
-    return np.asarray(img, np.float32) / 255
+import pages  # the page renderer beside this file
+from conftest import MODEL, drawn_digit
 
 
 # ---------------------------------------------------------------- preprocessing, no TensorFlow
@@ -257,12 +241,6 @@ def test_huge_photo_is_downscaled_early(tmp_path):
 # ---------------------------------------------------------------- accuracy on re-rendered MNIST test digits
 
 
-@pytest.fixture(scope="module")
-def mnist_test():
-    with np.load(real_data_path(), allow_pickle=False) as npz:
-        return npz["x_test"], npz["y_test"]
-
-
 def test_rerendered_test_digits_are_read_correctly(mnist_test, tmp_path):
     x, y = mnist_test
     written = pages.write_pages(x, y, tmp_path, count=120, seed=1)
@@ -277,11 +255,6 @@ def test_rerendered_test_digits_are_read_correctly(mnist_test, tmp_path):
 CASE_FLOORS = {"page_edge": 0.76, "ruled": 0.88, "boxed": 0.68, "touching": 0.76, "small_number": 0.7,
                "two_lines": 0.72, "bold_tight": 0.92, "faint_pencil": 0.64, "shadow": 0.72, "uneven_light": 0.52,
                "shrunk": 0.88, "two_strokes": 0.88, "border_strip": 0.76, "sixteen_bit": 0.84}
-
-
-@pytest.fixture(scope="module")
-def model():
-    return num_net.load_model(MODEL)
 
 
 @pytest.mark.parametrize("case", list(pages.CASES))
@@ -374,7 +347,7 @@ def test_a_four_in_two_strokes_is_one_digit(tmp_path):
     draw.line([(170, 60), (150, 240)], fill=30, width=12)  # the stem, clear of it
     img.save(tmp_path / "four.png")
     read = num_net.read_digits(tmp_path / "four.png")
-    assert [len(line) for line in read["lines"]] == [2] and read["lines"][0][0].with_next is not None
+    assert [len(line) for line in read.lines] == [2] and read.lines[0][0].with_next is not None
     results, _ = num_net.predict_files(num_net.load_reader(MODEL), [tmp_path / "four.png"])
     assert results[0].get("digit") == 4, results[0]
 
@@ -388,7 +361,7 @@ def test_a_digit_sized_picture_is_read_whole(tmp_path):
     draw.line([(76, 30), (70, 112)], fill=0, width=12)
     img.resize((28, 28), Image.Resampling.LANCZOS).save(tmp_path / "nine.png")
     read = num_net.read_digits(tmp_path / "nine.png")
-    assert "whole" in read or len(read["lines"][0]) == 1
+    assert read.whole is not None or len(read.lines[0]) == 1
     results, _ = num_net.predict_files(num_net.load_reader(MODEL), [tmp_path / "nine.png"])
     assert results[0].get("digit") == 9, results[0]
 
@@ -397,11 +370,9 @@ def test_an_unsure_page_is_read_again_narrower_and_the_surer_reading_kept(mnist_
     x, y = mnist_test
     written = pages.write_case("uneven_light", x, y, tmp_path, 8, seed=1)
     reader = num_net.load_reader(MODEL)
-    first = [num_net.read_digits(path) for path, _ in written]
-    num_net.chosen_readings(reader, first)
-    assert any(num_net.unsure(read) for read in first)  # vignettes and light patches are taken for ink
-    final = [num_net.read_digits(path) for path, _ in written]
-    num_net.predicted(reader, final)
+    first = num_net.chosen_readings(reader, [num_net.read_digits(path) for path, _ in written])
+    assert any(num_net.unsure(reading) for reading in first)  # vignettes and light patches are taken for ink
+    final = num_net.predicted(reader, [num_net.read_digits(path) for path, _ in written])
     assert all(num_net.sureness(b) >= num_net.sureness(a) for a, b in zip(first, final))
     assert sum(num_net.sureness(b) > num_net.sureness(a) for a, b in zip(first, final)) >= 2
 

@@ -15,15 +15,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-from test_failures import interruptible
-from test_num_net import ROOT
-
-MODEL = ROOT / "handwritten.keras"
+from conftest import MODEL, ROOT, interruptible
 
 
 def digit_png(path: Path, strokes, size=(200, 240)) -> Path:

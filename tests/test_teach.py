@@ -12,10 +12,7 @@ from matplotlib.backend_bases import KeyEvent
 from PIL import Image, ImageDraw
 
 import num_net
-from test_draw import model, pad, stroke  # noqa: F401  (fixtures)
-from test_failures import assert_one_line_error
-from test_num_net import synthetic_arrays
-from test_predict import MODEL
+from conftest import MODEL, assert_one_line_error, stroke, synthetic_arrays
 
 
 def written(digit: str, size=(120, 160)) -> Image.Image:
@@ -107,7 +104,7 @@ def test_bad_labelled_folders_give_one_line(problem, needle, subfolders, tmp_pat
     assert not saved.exists()
 
 
-def test_digit_keys_save_examples_atomically(pad, tmp_path):  # noqa: F811
+def test_digit_keys_save_examples_atomically(pad, tmp_path):
     stroke(pad, [(140, 40 + 10 * i) for i in range(21)])
     pad.fig.canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", pad.fig.canvas, "1"))
     saved = list((tmp_path / "mine" / "1").glob("*.png"))
@@ -179,7 +176,7 @@ def test_evaluate_images_lists_only_the_files_it_saved(tmp_path, monkeypatch, ca
     assert named == [str(out / "metrics.json")] and all(Path(name).is_file() for name in named)
 
 
-def test_a_drawing_of_two_digits_is_not_saved_as_one(pad, tmp_path):  # noqa: F811
+def test_a_drawing_of_two_digits_is_not_saved_as_one(pad, tmp_path):
     stroke(pad, [(60, 60 + 10 * i) for i in range(17)])
     stroke(pad, [(200, 60 + 10 * i) for i in range(17)])
     pad.fig.canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", pad.fig.canvas, "7"))
