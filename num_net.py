@@ -2024,6 +2024,12 @@ def example_counts(save_dir: Path) -> dict[str, int]:
     return {d: len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS}
 
 
+def digits_in_example(gray: np.ndarray) -> int:
+    """How many digits `train --extra` will find in this picture once it is saved as an example
+    (load_examples reads it as predict's first look does): an example is of use with one."""
+    return len(read_page(gray, "example").digits)
+
+
 def save_example_image(save_dir: Path, digit: str, pixels: np.ndarray) -> Path:
     """Save a grayscale image (uint8, dark ink on light paper) as an example of `digit`, atomically,
     as DIR/<digit>/<time>.png: the name is NumNet's, never a client's."""
@@ -2526,10 +2532,12 @@ class DrawPad:
         if not self.ink.any():
             print("nothing drawn to save", file=self.out, flush=True)
             return
-        if len(self.proba) != 1:  # train --extra would skip it: a label names one digit
-            self.tell(f"the canvas holds {len(self.proba)} digits; draw one to save it as a {digit}")
+        paper = np.round(255 * (1 - self.ink)).astype(np.uint8)  # as saved: dark ink on white
+        found = digits_in_example(paper / np.float32(255))
+        if found != 1:  # train --extra would skip it: a label names one digit
+            self.tell(f"the canvas holds {found} digits; draw one to save it as a {digit}")
             return
-        path = save_example_image(self.save_dir, str(digit), np.round(255 * (1 - self.ink)).astype(np.uint8))
+        path = save_example_image(self.save_dir, str(digit), paper)
         self.saved[digit] += 1
         print(f"saved {path} ({plural(self.saved[digit], 'example')} of {digit})", file=self.out, flush=True)
         self.clear()
@@ -2623,9 +2631,9 @@ class NumNetHandler(BaseHTTPRequestHandler):
         if len(digit) != 1 or digit[0] not in DIGITS:
             raise RequestError(400, "name the example's digit: /api/examples?digit=D, D one of 0-9")
         gray = self.gray(data)
-        found = [d for line in find_digits(gray) for d in line]
-        if len(found) != 1:
-            raise RequestError(422, f"the image holds {len(found)} digits; an example holds one")
+        found = digits_in_example(gray)
+        if found != 1:
+            raise RequestError(422, f"the image holds {found} digits; an example holds one")
         with self.lock:
             try:
                 path = save_example_image(self.save_dir, digit[0], np.round(gray * 255).astype(np.uint8))

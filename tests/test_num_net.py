@@ -346,3 +346,24 @@ def test_committed_model_scores_its_readme_figure(real_dataset):
     model = num_net.load_model(ROOT / "handwritten.keras")
     result = num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)
     assert f"{result['accuracy'] * 100:.2f}" == figure.group(1)
+
+
+def test_a_zero_validation_split_holds_nothing_out_and_any_other_at_least_one():
+    x, y = np.arange(10), np.arange(10)
+    (fit_x, _), (val_x, _) = num_net.split_validation(x, y, 0.0)
+    assert len(fit_x) == 10 and len(val_x) == 0
+    assert len(num_net.split_validation(x, y, 0.01)[1][0]) == 1
+    assert len(num_net.split_validation(x, y, 0.2)[1][0]) == 2
+
+
+def test_confusion_matrix_counts_each_true_and_read_pair():
+    confusion = num_net.confusion_matrix(np.array([3, 3, 5, 9]), np.array([3, 8, 5, 9]))
+    assert confusion.shape == (10, 10) and confusion.sum() == 4
+    assert confusion[3, 3] == 1 and confusion[3, 8] == 1 and confusion[5, 5] == 1 and confusion[9, 9] == 1
+
+
+def test_an_interrupted_run_names_what_it_had_already_saved(tmp_path, monkeypatch):
+    monkeypatch.setattr(num_net, "SAVED", [])
+    assert num_net.saved_before_stopping() == "nothing was overwritten"
+    num_net.save_json({"a": 1}, tmp_path / "metrics.json")
+    assert num_net.saved_before_stopping() == f"{tmp_path / 'metrics.json'} had been saved; nothing else was overwritten"
