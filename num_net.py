@@ -356,9 +356,10 @@ SOLID_INK = 70  # ink at or above this percentile of a digit's own ink is drawn 
 SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
 NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
 PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side
-# A second paper estimate's window, for pages the network reads unsure with the first: wider than
-# a stroke wherever a digit is under a tenth of the page, narrower than a vignette, a patch of
-# light or the bend of a shadow's edge, which then drop out as paper (a step is no stroke).
+# A second paper estimate's window (and half of it), for pages the network reads unsure with the
+# first: wider than a stroke wherever a digit is under a tenth of the page, narrower than a
+# vignette, a patch of light or the bend of a shadow's edge, which then drop out as paper (a step
+# is no stroke).
 NARROW_WINDOW = 0.1
 STROKE_SPAN = 0.5  # ... but never narrower than half the height of the digits read surely (wider than their strokes)
 STROKE_WINDOW = 3  # ... nor than this many strokes' widths: wider than where two strokes meet
@@ -1876,19 +1877,22 @@ def read_files_again(readings: list[Reading], looks: list[Look]) -> Iterator[Rea
 
 
 def second_looks(reading: Reading) -> list[Look]:
-    """The second look at an unsure page: the light may curve, and the paper window is
-    NARROW_WINDOW of the page's longer side, widened to half the height of the digits the network
-    was sure of in the first reading and to STROKE_WINDOW times the width of the strokes it read as
-    digits (not a shadow's "stroke"), so that no stroke is hollowed."""
+    """The second looks at an unsure page: the light may curve, and the paper window is
+    NARROW_WINDOW of the page's longer side and half that (closer to the writing, for digits
+    beside a shadow's edge), each widened to half the height of the digits the network was sure of
+    in the first reading and to STROKE_WINDOW times the width of the strokes it read as digits
+    (not a shadow's "stroke"), so that no stroke is hollowed; one look where the two agree."""
     digits = reading.digits
-    if not digits:
-        return [Look(NARROW_WINDOW, curved_light=True)]
-    page = max(reading.page.shape) / reading.scale
-    heights = [d.box[1] - d.box[0] for d, p in zip(digits, reading.proba) if p.max() >= SURE_JOIN]
-    strokes = [d.stroke for d, p in zip(digits, reading.proba) if is_digit(p)]
-    span = STROKE_SPAN * float(np.median(heights)) if heights else 0.0
-    stroke = STROKE_WINDOW * float(np.median(strokes)) if strokes else 0.0
-    return [Look(min(PAPER_WINDOW, max(NARROW_WINDOW, span / page, stroke / page)), curved_light=True)]
+    floor = 0.0
+    if digits:
+        page = max(reading.page.shape) / reading.scale
+        heights = [d.box[1] - d.box[0] for d, p in zip(digits, reading.proba) if p.max() >= SURE_JOIN]
+        strokes = [d.stroke for d, p in zip(digits, reading.proba) if is_digit(p)]
+        span = STROKE_SPAN * float(np.median(heights)) if heights else 0.0
+        stroke = STROKE_WINDOW * float(np.median(strokes)) if strokes else 0.0
+        floor = max(span, stroke) / page
+    windows = {min(PAPER_WINDOW, max(window, floor)) for window in (NARROW_WINDOW, NARROW_WINDOW / 2)}
+    return [Look(window, curved_light=True) for window in sorted(windows)]
 
 
 def unsure(reading: Reading) -> bool:
