@@ -1859,15 +1859,18 @@ def worker_start():
 def predicted(model, readings: list[Reading], read_again=None) -> list[Reading]:
     """Each reading as the network reads it surest (chosen_readings): a page read unsure (a digit
     under SURE_JOIN, a mark that is no digit, or nothing found) is read again with a second look
-    (second_looks) by `read_again(readings, looks)` (default: each file again, in this process),
-    and the surer reading is kept."""
+    (second_looks, widest first, the next only while the page is still unsure) by
+    `read_again(readings, looks)` (default: each file again, in this process), and the surest
+    reading is kept."""
     chosen = chosen_readings(model, readings)
-    redo = [(n, look) for n, reading in enumerate(chosen) if unsure(reading) for look in second_looks(reading)]
-    if redo:
+    pending = {n: second_looks(reading) for n, reading in enumerate(chosen) if unsure(reading)}
+    while pending:
+        redo = [(n, looks.pop(0)) for n, looks in pending.items()]
         again = list((read_again or read_files_again)([chosen[n] for n, _ in redo], [look for _, look in redo]))
         for (n, _), reading in zip(redo, chosen_readings(model, again)):
             if sureness(reading) > sureness(chosen[n]):
                 chosen[n] = reading
+        pending = {n: looks for n, looks in pending.items() if looks and unsure(chosen[n])}
     return chosen
 
 
@@ -1878,7 +1881,7 @@ def read_files_again(readings: list[Reading], looks: list[Look]) -> Iterator[Rea
 
 def second_looks(reading: Reading) -> list[Look]:
     """The second looks at an unsure page: the light may curve, and the paper window is
-    NARROW_WINDOW of the page's longer side and half that (closer to the writing, for digits
+    NARROW_WINDOW of the page's longer side, then half that (closer to the writing, for digits
     beside a shadow's edge), each widened to half the height of the digits the network was sure of
     in the first reading and to STROKE_WINDOW times the width of the strokes it read as digits
     (not a shadow's "stroke"), so that no stroke is hollowed; one look where the two agree."""
@@ -1892,7 +1895,7 @@ def second_looks(reading: Reading) -> list[Look]:
         stroke = STROKE_WINDOW * float(np.median(strokes)) if strokes else 0.0
         floor = max(span, stroke) / page
     windows = {min(PAPER_WINDOW, max(window, floor)) for window in (NARROW_WINDOW, NARROW_WINDOW / 2)}
-    return [Look(window, curved_light=True) for window in sorted(windows)]
+    return [Look(window, curved_light=True) for window in sorted(windows, reverse=True)]
 
 
 def unsure(reading: Reading) -> bool:
