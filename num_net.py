@@ -241,8 +241,9 @@ def pickled_arrays(path: Path) -> list[str]:
         for name in archive.namelist():
             with archive.open(name) as member:
                 version = np.lib.format.read_magic(member)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                if read_header(member)[2].hasobject:
+                fmt = np.lib.format
+                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                if header(member)[2].hasobject:
                     found.append(name.removesuffix(".npy"))
     return found
 
@@ -399,8 +400,10 @@ STACKED_GAP = 0.25  # stacked pieces no further apart than this share of the sma
 ONE_DIGIT_TALL = 1.4  # two pieces together taller than this are two digits, one above the other
 PIECE_GAP = 0.3  # ... and pieces further apart than this, up or down, are too
 SIDE_PIECE, SIDE_GAP = 0.8, 0.12  # a piece under SIDE_PIECE tall within SIDE_GAP beside another is part of it
-UPPER_TOP, UPPER_FOOT = 0.2, 0.15  # a piece starting no lower than UPPER_TOP, ending UPPER_FOOT of the pair above its foot
-UPPER_OVERLAP, UPPER_REACH = 0.25, 0.08  # ... overlapping this much or coming this near is a 4's or 5's upper stroke
+# A piece starting no lower than UPPER_TOP and ending UPPER_FOOT of the pair's height above its foot,
+UPPER_TOP, UPPER_FOOT = 0.2, 0.15
+# and overlapping UPPER_OVERLAP of the narrower or coming UPPER_REACH near, is a 4's or 5's upper stroke.
+UPPER_OVERLAP, UPPER_REACH = 0.25, 0.08
 # Lines (group_lines): blobs sharing half the smaller's height are on one line; lines under
 # SMALLER_WRITING of the largest line's height are other writing (print on a form).
 SAME_LINE, SMALLER_WRITING = 0.5, 0.55
@@ -734,11 +737,13 @@ def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: i
 def is_clutter(blob: Blob, labels: np.ndarray, height: float, others: list[Blob]) -> bool:
     """Ink that is not part of a digit: a page edge, band or shadow along the border, a small piece
     cut by the border, a straight line much longer than the digits, or a frame drawn around them."""
-    if hugs_border(blob, labels) or (touches_border(blob, labels.shape) and max(blob.height, blob.width) < BORDER_PIECE * height):
+    cut_by_border = touches_border(blob, labels.shape) and max(blob.height, blob.width) < BORDER_PIECE * height
+    if hugs_border(blob, labels) or cut_by_border:
         return True
     if blob.straight and (blob.width > STRAIGHT_WIDE * height or blob.height > STRAIGHT_TALL * height):
         return True
-    return blob.height > FRAME_TALL * height and any(encloses(blob, other) and other.height >= FRAMED * height for other in others)
+    return blob.height > FRAME_TALL * height and any(encloses(blob, other) and other.height >= FRAMED * height
+                                                     for other in others)
 
 
 def encloses(outer: Blob, inner: Blob) -> bool:
@@ -808,7 +813,8 @@ def group_lines(blobs: list[Blob]) -> list[list[Blob]]:
             lines.append([blob])
     lines = [without_frame_sides(line) for line in lines]
     sizes = [line_height(line) for line in lines]
-    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes) if size >= SMALLER_WRITING * max(sizes)]
+    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes)
+            if size >= SMALLER_WRITING * max(sizes)]
 
 
 def without_frame_sides(line: list[Blob]) -> list[Blob]:
@@ -818,7 +824,8 @@ def without_frame_sides(line: list[Blob]) -> list[Blob]:
     if not rest:
         return line
     top, bottom, height = min(b.top for b in rest), max(b.bottom for b in rest), line_height(rest)
-    return [b for b in line if not (b.straight and b.top < top - FRAME_REACH * height and b.bottom > bottom + FRAME_REACH * height)]
+    reach = FRAME_REACH * height
+    return [b for b in line if not (b.straight and b.top < top - reach and b.bottom > bottom + reach)]
 
 
 def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: float | None = None) -> list[Blob]:
@@ -1029,7 +1036,8 @@ def load_model(path: Path):
     with finite weights."""
     check_model_file(path)
     if carries_code(model_config(path)):
-        raise UserError(f"{path}: refused: the model carries Python code (e.g. a Lambda layer), which NumNet never loads")
+        raise UserError(f"{path}: refused: the model carries Python code (e.g. a Lambda layer), "
+                        "which NumNet never loads")
     keras = import_keras()
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)  # never unsafe, whatever the check missed
@@ -1417,7 +1425,8 @@ def training_batches(x: np.ndarray, y: np.ndarray, cfg: TrainConfig):
     # Two compiled functions, not one: fused together, XLA recomputes the warp for each stroke width.
     warped = tf.function(lambda batch_images, draws: affine_warp(batch_images, writer_transforms(draws, cfg)),
                          jit_compile=True)
-    stroked = tf.function(lambda batch_images, draws: bolder_or_thinner(batch_images, draws[:, 6], cfg), jit_compile=True)
+    stroked = tf.function(lambda batch_images, draws: bolder_or_thinner(batch_images, draws[:, 6], cfg),
+                          jit_compile=True)
 
     def augmented(call, indices):
         index = tf.reshape(indices, [-1])
@@ -1718,7 +1727,8 @@ def read_page(gray: np.ndarray, name: str, look: Look = FIRST_LOOK) -> Reading:
 def read_array(model, gray: np.ndarray, name: str) -> tuple[Reading, dict]:
     """A page already in memory (a drawing, an upload) read exactly as predict reads a file, the
     second look included: the chosen reading and its JSON-ready answer."""
-    reading = predicted(model, [read_page(gray, name)], lambda _, looks: [read_page(gray, name, look) for look in looks])[0]
+    read_again = lambda _, looks: [read_page(gray, name, look) for look in looks]  # noqa: E731
+    reading = predicted(model, [read_page(gray, name)], read_again)[0]
     return reading, answer(reading)
 
 
@@ -1760,7 +1770,8 @@ def answer(reading: Reading) -> dict:
     ignored = [digit_answer(p) for p in proba[~digits]]
     if not digits.any():
         marks = f"{len(ignored)} mark{'s' * (len(ignored) != 1)}"
-        return {"file": file, "error": f"{file}: no digit found ({marks}, none of them a digit)", "not_a_digit": ignored}
+        error = f"{file}: no digit found ({marks}, none of them a digit)"
+        return {"file": file, "error": error, "not_a_digit": ignored}
     per_digit = [digit_answer(p) for p in proba[digits]]
     if len(per_digit) == 1:
         result = {"file": file, **per_digit[0]}
@@ -1803,7 +1814,8 @@ def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[Readin
     return [r for results, _ in chunks for r in results], [r for _, readings in chunks for r in readings]
 
 
-def predict_chunks(model, files: Sequence[Path], chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[Reading]]]:
+def predict_chunks(model, files: Sequence[Path],
+                   chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[Reading]]]:
     """Read and predict files a chunk at a time, in order: (answers, readings) as each is ready."""
     with page_reader(len(files)) as read_each:
         readings = read_each(files)
@@ -1930,7 +1942,8 @@ def chosen_reading(reading: Reading, seen: dict) -> Reading:
     """One reading with the joins the network prefers (chosen_lines), or read whole where it is
     surer of that, and the probabilities of what is kept."""
     lines = chosen_lines(reading.lines, seen)
-    if reading.whole is not None and surest(reading.whole, seen) > np.prod([surest(d, seen) for line in lines for d in line]):
+    pieces = np.prod([surest(d, seen) for line in lines for d in line])
+    if reading.whole is not None and surest(reading.whole, seen) > pieces:
         lines = [[reading.whole]]
     proba = np.array([seen[id(d)] for line in lines for d in line])
     return dataclasses.replace(reading, lines=lines, whole=None, proba=proba)
@@ -3140,7 +3153,8 @@ def fraction(text: str) -> float:
     return value
 
 
-def add_common_flags(parser: argparse.ArgumentParser, data: bool = True, outputs: str | None = "plots and metrics.json") -> None:
+def add_common_flags(parser: argparse.ArgumentParser, data: bool = True,
+                     outputs: str | None = "plots and metrics.json") -> None:
     """Flags the commands share: where MNIST is (`data`), where the model lives, where `outputs`
     go and whether to show plots (for commands that write any), full tracebacks."""
     if data:
@@ -3169,8 +3183,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(train_p)
     train_p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the data")
     train_p.add_argument("--batch-size", type=batch_size, default="auto",
-                         help="images per step; auto: " + ", ".join(f"{size} from {epochs} epochs" for epochs, size in
-                                                                      BATCH_LADDER[:-1]) + f", else {BATCH_LADDER[-1][1]}")
+                         help="images per step; auto: " + ", ".join(f"{size} from {epochs} epochs"
+                                                                    for epochs, size in BATCH_LADDER[:-1])
+                         + f", else {BATCH_LADDER[-1][1]}")
     train_p.add_argument(
         "--validation-split", type=fraction, default=defaults.validation_split,
         help="fraction of the training images held out (the last ones) for validation",
