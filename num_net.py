@@ -1870,19 +1870,17 @@ def worker_start():
 
 def predicted(model, readings: list[Reading], read_again=None) -> list[Reading]:
     """Each reading as the network reads it surest (chosen_readings): a page read unsure (a digit
-    under SURE_JOIN, a mark that is no digit, or nothing found) is read again with a second look
-    (second_looks, widest first, the next only while the page is still unsure) by
-    `read_again(readings, looks)` (default: each file again, in this process), and the surest
-    reading is kept."""
+    under SURE_JOIN, a mark that is no digit, or nothing found) is read again with its second
+    looks (second_looks, widest first) by `read_again(readings, looks)` (default: each file again,
+    in this process), all in one round; each look's reading is kept when it is surer than the one
+    kept so far and that one is still unsure (a narrower look only for a page still unsure)."""
     chosen = chosen_readings(model, readings)
-    pending = {n: second_looks(reading) for n, reading in enumerate(chosen) if unsure(reading)}
-    while pending:
-        redo = [(n, looks.pop(0)) for n, looks in pending.items()]
+    redo = [(n, look) for n, reading in enumerate(chosen) if unsure(reading) for look in second_looks(reading)]
+    if redo:
         again = list((read_again or read_files_again)([chosen[n] for n, _ in redo], [look for _, look in redo]))
         for (n, _), reading in zip(redo, chosen_readings(model, again)):
-            if sureness(reading) > sureness(chosen[n]):
+            if unsure(chosen[n]) and sureness(reading) > sureness(chosen[n]):
                 chosen[n] = reading
-        pending = {n: looks for n, looks in pending.items() if looks and unsure(chosen[n])}
     return chosen
 
 
