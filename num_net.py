@@ -236,12 +236,11 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 
 def pickled_arrays(path: Path) -> list[str]:
     """The arrays of an .npz whose header says they hold Python objects (stored as pickles)."""
-    found = []
+    fmt, found = np.lib.format, []
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
             with archive.open(name) as member:
-                version = np.lib.format.read_magic(member)
-                fmt = np.lib.format
+                version = fmt.read_magic(member)
                 header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
                 if header(member)[2].hasobject:
                     found.append(name.removesuffix(".npy"))
@@ -497,7 +496,7 @@ class Digit:
 
     box: tuple[int, int, int, int]
     image: np.ndarray
-    stroke: float = 0.0  # its strokes' width, in page pixels
+    stroke: float  # its strokes' mean width, in page pixels
     with_next: Digit | None = None
 
 
@@ -855,8 +854,8 @@ def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: flo
 
 def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
     """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
-    right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `window` is the paper
-    estimate's, as a fraction of the page's longer side."""
+    right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `look` sets the paper
+    estimate's window and whether the light may curve."""
     gray = smoothed(gray)
     ink, off_paper = ink_map(gray, look)
     mask = remove_page_rules(ink_mask(ink, gray))  # first: rules across the page would hide the digits' size
@@ -933,7 +932,8 @@ def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box = (blob.top + rows[0], blob.top + rows[-1] + 1, blob.left + cols[0], blob.left + cols[-1] + 1)
-    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop]), mean_stroke_width(mask[crop]))
+    stroke = mean_stroke_width(mask[crop])
+    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop], stroke), stroke)
 
 
 def mean_stroke_width(mask: np.ndarray) -> float:
@@ -945,15 +945,16 @@ def mean_stroke_width(mask: np.ndarray) -> float:
     return float(2 * area / max(perimeter, 1))
 
 
-def fit_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) -> np.ndarray:
     """One cropped digit -> MNIST's 28x28 uint8: fit in 20x20 keeping aspect, stroke cores solid
-    and strokes thickened to MNIST's width, centre of mass in the middle."""
+    and strokes thickened to MNIST's width, centre of mass in the middle. `stroke` is the mask's
+    mean_stroke_width, where the caller has measured it already."""
     from PIL import Image, ImageFilter
 
     scale = DIGIT_BOX / max(ink.shape)
     solid = max(float(np.percentile(ink[mask], SOLID_INK)), 1e-6)
     img = Image.fromarray((np.where(mask, np.clip(ink / solid, 0, 1), 0) * 255).astype(np.uint8))
-    width_in_box = mean_stroke_width(mask) * scale
+    width_in_box = (mean_stroke_width(mask) if stroke is None else stroke) * scale
     if width_in_box < TARGET_STROKE * 0.75:
         # Thicken at 3x the final size, where one filter step is a third of a final pixel.
         mid = 3 * DIGIT_BOX / max(ink.shape)
@@ -1940,11 +1941,10 @@ def chosen_reading(reading: Reading, seen: dict) -> Reading:
     """One reading with the joins the network prefers (chosen_lines), or read whole where it is
     surer of that, and the probabilities of what is kept."""
     lines = chosen_lines(reading.lines, seen)
-    pieces = np.prod([surest(d, seen) for line in lines for d in line])
-    if reading.whole is not None and surest(reading.whole, seen) > pieces:
-        lines = [[reading.whole]]
-    proba = np.array([seen[id(d)] for line in lines for d in line])
-    return dataclasses.replace(reading, lines=lines, whole=None, proba=proba)
+    kept = [d for line in lines for d in line]
+    if reading.whole is not None and surest(reading.whole, seen) > np.prod([surest(d, seen) for d in kept]):
+        lines, kept = [[reading.whole]], [reading.whole]
+    return dataclasses.replace(reading, lines=lines, whole=None, proba=np.array([seen[id(d)] for d in kept]))
 
 
 def surest(digit: Digit, seen: dict) -> float:
