@@ -2740,8 +2740,9 @@ def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
     port = server.server_address[1]
     if host in ("0.0.0.0", ""):
         where = lan_address() or "127.0.0.1"
-        print(f"NumNet at http://{where}:{port}/ (also http://127.0.0.1:{port}/); Ctrl-C stops it", flush=True)
+        # The warning first: once the address is out, a client (or Ctrl-C) may come at once.
         warn("listening on every network interface: anyone on this network can read images and save examples")
+        print(f"NumNet at http://{where}:{port}/ (also http://127.0.0.1:{port}/); Ctrl-C stops it", flush=True)
     else:
         print(f"NumNet at http://{host}:{port}/ ; Ctrl-C stops it", flush=True)
     try:
