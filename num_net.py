@@ -1052,18 +1052,30 @@ def load_model(path: Path):
 
 
 def model_config(path: Path):
-    """A checked .keras file's config.json as data (None where it has none that parses)."""
-    with zipfile.ZipFile(path) as archive, contextlib.suppress(KeyError, ValueError):
-        return json.loads(read_member(archive, "config.json"))
-    return None
+    """A checked .keras file's config.json, read as data (never code); one line for a file that
+    has none, or none that parses."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(read_member(archive, "config.json"))
+    except RecursionError as exc:
+        raise UserError(f"{path}: refused: its config.json is nested too deep to be a model's") from exc
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:  # no config.json, or not JSON
+        raise UserError(f"{path}: not a loadable Keras model ({first_line(exc)[:200]})") from exc
 
 
 def carries_code(config) -> bool:
     """Whether a Keras config holds Python code: a Lambda layer or a serialized function, what
-    Keras's safe mode refuses to load."""
-    if isinstance(config, dict):
-        return config.get("class_name") in ("Lambda", "__lambda__") or any(map(carries_code, config.values()))
-    return isinstance(config, list) and any(map(carries_code, config))
+    Keras's safe mode refuses to load. Walked with a stack, not recursion: any depth json parses."""
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") in ("Lambda", "__lambda__"):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def check_model_file(path: Path) -> None:
@@ -1108,13 +1120,11 @@ def load_reader(path: Path, numpy_only: bool = False):
     run with NumPy (no TensorFlow: an answer in well under a second); any other model goes through
     Keras's safe loader and its checks, unless `numpy_only` (serve) refuses it."""
     check_model_file(path)
+    config = model_config(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(read_member(archive, "config.json"))  # data, never code
             weights = read_member(archive, "model.weights.h5") if is_numnet_config(config) else None
-    except RecursionError as exc:
-        raise UserError(f"{path}: refused: its config.json is nested too deep to be a model's") from exc
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:  # no config.json, or not JSON
+    except (KeyError, OSError, zipfile.BadZipFile) as exc:  # no weights file
         raise UserError(f"{path}: not a loadable Keras model ({first_line(exc)[:200]})") from exc
     if weights is None:
         if not describes_a_model(config):

@@ -178,3 +178,12 @@ def test_only_a_file_that_claims_to_be_an_image_and_is_not_stops_a_run(tmp_path,
     (folder / "2_fake.png").write_text("claims to be an image")
     code, err = run_main(args, capsys)
     assert_one_line_error(code, err[1:], "2_fake.png", "not a readable image")
+
+
+def test_evaluate_refuses_a_deeply_nested_config_in_one_line(tmp_path, capsys):
+    path = model_with(tmp_path / "deep.keras", **{"config.json": b"[" * 100_000 + b"]" * 100_000})
+    (tmp_path / "mine").mkdir()
+    digit_image(tmp_path / "mine" / "1_a.png")
+    code, err = run_main(["evaluate", "--images", str(tmp_path / "mine"), "--model", str(path),
+                          "--out-dir", str(tmp_path / "out"), "--no-show"], capsys)
+    assert_one_line_error(code, err, str(path), "nested too deep")
