@@ -407,11 +407,15 @@ UPPER_OVERLAP, UPPER_REACH = 0.25, 0.08
 # SMALLER_WRITING of the largest line's height are other writing (print on a form).
 SAME_LINE, SMALLER_WRITING = 0.5, 0.55
 FRAME_REACH = 0.1  # a box's side reaches this far above and below the number (without_frame_sides)
+FRAME_UPRIGHT = 0.2  # ... and stands upright, no wider than this share of its height: a slash or a slanted 1 leans
 # A digit-sized piece (digit_sized): ink this tall in its columns and this wide, in digit heights.
 PIECE_TALL, PIECE_WIDE = 0.6, 0.3
 # Touching digits (split_touching): a blob wider than TOUCHING_WIDTHS times the line's digits, cut
 # between CUT_SPAN of its width, at a column crossing one stroke no taller than CUT_INK digit heights.
 TOUCHING_WIDTHS, CUT_SPAN, CUT_INK = 1.7, (0.3, 0.7), 0.35
+# A blob this much wider than it is tall may be two digits touching (one digit is taller than
+# wide): the network is shown it cut in two as well (read_line, chosen_lines).
+MAYBE_TWO = 1.1
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -492,12 +496,14 @@ class Blob:
 class Digit:
     """One digit found on a page: its box (top, bottom, left, right) and the 28x28 image made of it;
     `with_next`, where this blob and the next on its line could be one digit (a 4 in two strokes,
-    a digit cut in two), that reading of them, for the network to choose (see chosen_lines)."""
+    a digit cut in two), that reading of them, for the network to choose (see chosen_lines), and
+    `apart`, where it is as wide as two digits touching, the reading of its two pieces."""
 
     box: tuple[int, int, int, int]
     image: np.ndarray
     stroke: float  # its strokes' mean width, in page pixels
     with_next: Digit | None = None
+    apart: tuple[Digit, Digit] | None = None  # where it could be two digits touching, the two
 
 
 @dataclasses.dataclass(frozen=True)
@@ -817,29 +823,37 @@ def group_lines(blobs: list[Blob]) -> list[list[Blob]]:
 
 
 def without_frame_sides(line: list[Blob]) -> list[Blob]:
-    """The line without straight strokes that reach well above and below all its other blobs:
-    the sides of a box drawn around the number, or column rules, not 1s."""
+    """The line without upright straight strokes that reach well above and below all its other
+    blobs: the sides of a box drawn around the number, or column rules, not 1s (a 1 written
+    slanted leans; a box's side and a rule run along the page)."""
     rest = [b for b in line if not b.straight]
     if not rest:
         return line
     top, bottom, height = min(b.top for b in rest), max(b.bottom for b in rest), line_height(rest)
     reach = FRAME_REACH * height
-    return [b for b in line if not (b.straight and b.top < top - reach and b.bottom > bottom + reach)]
+    return [b for b in line if not (b.straight and b.width <= FRAME_UPRIGHT * b.height
+                                    and b.top < top - reach and b.bottom > bottom + reach)]
 
 
 def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: float | None = None) -> list[Blob]:
-    """Cut a blob much wider than one digit where two digits touch, again and again, so that
-    touching digits ("74") are read one by one.
-
-    A blob is cut when it is wider than TOUCHING digit heights, or than TOUCHING_WIDTHS times the
-    line's usual digit width (`digit_width`, known where the line has a few digits). The cut is
-    the column within CUT_SPAN with the least ink among those that cross one short stroke (where
-    two digits touch) and leave a digit-sized piece on each side: a wide 0, or a 2 with a long
-    tail, stays whole.
-    """
+    """Cut a blob much wider than one digit where two digits touch (cut_in_two), again and again,
+    so that touching digits ("74") are read one by one: a blob wider than TOUCHING digit heights,
+    or than TOUCHING_WIDTHS times the line's usual digit width (`digit_width`, known where the
+    line has a few digits)."""
     by_width = digit_width is not None and blob.width > TOUCHING_WIDTHS * digit_width
     if blob.width <= TOUCHING * height and not by_width:
         return [blob]
+    pieces = cut_in_two(blob, mask, height)
+    if pieces is None:
+        return [blob]
+    return [part for piece in pieces for part in split_touching(piece, mask, height, digit_width)]
+
+
+def cut_in_two(blob: Blob, mask: np.ndarray, height: float) -> list[Blob] | None:
+    """Where a blob would be cut if it is two digits touching: the column within CUT_SPAN of its
+    width with the least ink among those that cross one short stroke (where two digits touch) and
+    leave a digit-sized piece on each side; None where there is none (a wide 0, a 2 with a long
+    tail)."""
     region = mask[blob.top : blob.bottom, blob.left : blob.right]
     ink = region.sum(axis=0)
     runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
@@ -848,8 +862,8 @@ def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: flo
             continue
         pieces = [dataclasses.replace(blob, right=blob.left + cut), dataclasses.replace(blob, left=blob.left + cut)]
         if all(digit_sized(piece, mask, height) for piece in pieces):
-            return [part for piece in pieces for part in split_touching(piece, mask, height, digit_width)]
-    return [blob]
+            return pieces
+    return None
 
 
 def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
@@ -879,16 +893,22 @@ def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
 
 def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Digit]:
     """One line of blobs -> its digits, touching digits cut apart; each next to a piece it could
-    form one digit with carries that joined reading too."""
+    form one digit with carries that joined reading too, and each as wide as two digits that
+    touch carries the reading of its two pieces (cut_in_two)."""
     height = line_height(line)
     digit_width = float(np.median([b.width for b in line])) if len(line) >= 3 else None
-    pieces = [piece for blob in line
-              for piece in split_touching(blob, np.isin(labels, list(blob.labels)), height, digit_width)]
+    pieces, apart = [], {}
+    for blob in line:
+        mask = np.isin(labels, list(blob.labels))
+        for piece in split_touching(blob, mask, height, digit_width):
+            if piece.width >= MAYBE_TWO * piece.height and (cut := cut_in_two(piece, mask, height)):
+                apart[len(pieces)] = tuple(cut_digit(part, labels, ink) for part in cut)
+            pieces.append(piece)
     digits = []
-    for piece, after in itertools.zip_longest(pieces, pieces[1:]):
+    for n, (piece, after) in enumerate(itertools.zip_longest(pieces, pieces[1:])):
         joined = after and piece.join(after)
         could_be_one = joined is not None and joined.width <= ONE_DIGIT_WIDTH * height
-        digits.append(dataclasses.replace(cut_digit(piece, labels, ink),
+        digits.append(dataclasses.replace(cut_digit(piece, labels, ink), apart=apart.get(n),
                                           with_next=cut_digit(joined, labels, ink) if could_be_one else None))
     return digits
 
@@ -1958,6 +1978,7 @@ def chosen_readings(model, readings: list[Reading]) -> list[Reading]:
     each as the reading the network is surest of, with its probabilities."""
     candidates = [d for reading in readings for d in reading.digits]
     candidates += [d.with_next for d in candidates if d.with_next is not None]
+    candidates += [part for d in candidates if d.apart is not None for part in d.apart]
     candidates += [reading.whole for reading in readings if reading.whole is not None]
     proba = read_proba(model, np.stack([d.image for d in candidates])) if candidates else np.zeros((0, NUM_CLASSES))
     seen = {id(digit): p for digit, p in zip(candidates, proba)}
@@ -1981,7 +2002,9 @@ def surest(digit: Digit, seen: dict) -> float:
 
 def chosen_lines(lines: list[list[Digit]], seen: dict) -> list[list[Digit]]:
     """Each line with two neighbouring pieces read as one digit wherever the network is surer of
-    the joined reading than of both pieces' readings together, and sure of it (SURE_JOIN)."""
+    the joined reading than of both pieces' readings together, and sure of it (SURE_JOIN); and a
+    blob the network is unsure of read as two touching digits (its `apart`) wherever it is surer
+    of both pieces together than of the blob, and sure of each."""
     chosen = []
     for line in lines:
         kept, i = [], 0
@@ -1991,11 +2014,23 @@ def chosen_lines(lines: list[list[Digit]], seen: dict) -> list[list[Digit]]:
                     SURE_JOIN, surest(digit, seen) * surest(line[i + 1], seen)):
                 kept.append(joined)
                 i += 2
+            elif reads_apart(digit, seen):
+                kept += digit.apart
+                i += 1
             else:
                 kept.append(digit)
                 i += 1
         chosen.append(kept)
     return chosen
+
+
+def reads_apart(digit: Digit, seen: dict) -> bool:
+    """Whether the network reads a blob better as the two touching digits of its `apart`: it is
+    unsure of the blob, sure of each piece, and surer of both together than of the blob."""
+    if digit.apart is None or surest(digit, seen) >= SURE_JOIN:
+        return False
+    parts = [surest(part, seen) for part in digit.apart]
+    return min(parts) >= SURE_JOIN and float(np.prod(parts)) > surest(digit, seen)
 
 
 def format_prediction(result: dict) -> str:

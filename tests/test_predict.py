@@ -132,6 +132,26 @@ def test_a_box_around_a_number_is_not_read():
     assert [len(line) for line in found] == [2]
 
 
+def test_a_slanted_one_taller_than_the_digit_beside_it_is_no_frame_side():
+    img = Image.new("L", (340, 200), 255)
+    draw = ImageDraw.Draw(img)
+    draw.line([(110, 40), (80, 160)], fill=0, width=8)  # a 1 written as a slash, reaching above and below the 0
+    draw.ellipse([140, 70, 185, 135], outline=0, width=8)
+    found = num_net.find_digits(np.asarray(img, np.float32) / 255)
+    assert [len(line) for line in found] == [2]
+
+
+@pytest.mark.parametrize("first, gap, number", [(80, -4, "76"), (142, -8, "31")])
+def test_touching_digits_a_little_wider_than_tall_are_read_apart(first, gap, number, mnist_test, model):
+    x, y = mnist_test
+    ink = pages.strip([pages.glyph(x[first], 100), pages.glyph(x[first + 1], 100)], gap)
+    assert 1.1 <= ink.shape[1] / ink.shape[0] <= 1.2  # too narrow for the rule that cuts wide blobs
+    page = np.zeros((ink.shape[0] + 80, ink.shape[1] + 80), np.float32)
+    page[40:-40, 40:-40] = ink
+    reading = num_net.predicted(model, [num_net.read_page(1 - 0.85 * page, "pair")])[0]
+    assert num_net.answer(reading)["number"] == number == f"{y[first]}{y[first + 1]}"
+
+
 def test_touching_digits_are_cut_apart():
     img = Image.new("L", (400, 200), 255)
     draw = ImageDraw.Draw(img)
@@ -290,7 +310,7 @@ def handwriting_folder(name: str) -> Path:
 
 
 # Floors a little under the committed model's measured figures (README), above the issue targets.
-@pytest.mark.parametrize("name, floor", [("registers", 0.58), ("usps", 0.93), ("ru_gridscan", 0.92)])
+@pytest.mark.parametrize("name, floor", [("registers", 0.62), ("usps", 0.93), ("ru_gridscan", 0.92)])
 def test_real_handwriting_from_outside_mnist(name, floor, model):
     files = num_net.image_files([handwriting_folder(name)])
     results, _ = num_net.predict_files(model, files)
