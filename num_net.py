@@ -376,6 +376,10 @@ OFF_PAPER = 0.3  # background darker than this fraction of the paper is not pape
 TOUCHING = 1.2  # a blob wider than this many digit heights is several digits touching
 ONE_DIGIT_WIDTH = 0.9  # two neighbouring pieces no wider together than this many digit heights may be one digit
 SURE_JOIN = 0.9  # one reading replaces two only when the network is as sure of it as of a clear digit
+# A run of writing (blobs on a line no further apart than WORD_GAP of its height: a word space is
+# wider) where at least WORD_MARKS blobs, half of them or more, read as no digit is a word: its
+# l's and o's are letters too, not a number's 1s and 0s (words_left_out).
+WORD_GAP, WORD_MARKS = 0.5, 2
 SMALL_PICTURE = 64  # an image no larger than this a side is one digit's picture, not a page
 PAPER_NEAR = 0.05  # pixels this near the fitted light (0-1 scale) are paper, for the next fit (light_slope)
 LIGHT_PAPER = 0.25  # light ink only where less than this share of the page is wide bright paper (light_ink)
@@ -543,6 +547,12 @@ class Reading:
     def digits(self) -> list[Digit]:
         """The digits of every line, in reading order."""
         return [digit for line in self.lines for digit in line]
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Per blob of a chosen reading, in reading order: whether it counts as a digit (the
+        network reads one there, and it is not a letter of a word: words_left_out)."""
+        return words_left_out(self.lines, is_digit(self.proba))
 
     @property
     def unreadable(self) -> bool:
@@ -1812,7 +1822,7 @@ def answer(reading: Reading) -> dict:
     if reading.error is not None:
         return {"file": reading.file, "error": reading.error}
     proba, file = reading.proba, reading.file
-    digits = is_digit(proba)
+    digits = reading.kept
     ignored = [digit_answer(p) for p in proba[~digits]]
     if not digits.any():
         marks = f"{len(ignored)} mark{'s' * (len(ignored) != 1)}"
@@ -1822,7 +1832,7 @@ def answer(reading: Reading) -> dict:
     if len(per_digit) == 1:
         result = {"file": file, **per_digit[0]}
     else:
-        lines = line_numbers(reading.lines, proba)
+        lines = line_numbers(reading.lines, proba, digits)
         result = {"file": file, "number": lines[0], "confidence": round(number_confidence(proba[digits]), 4),
                   "digits": per_digit}
         if len(lines) > 1:
@@ -1841,17 +1851,34 @@ def digit_answer(proba: np.ndarray) -> dict:
             "probabilities": [round(float(v), 4) for v in proba]}
 
 
-def line_numbers(lines: list[list[Digit]], proba: np.ndarray) -> list[str]:
-    """The digits read on each line of a page, as text, leaving out blobs that are no digit (and
-    lines of nothing else): `proba` holds one row per blob, in order."""
-    rows = iter(proba)
-    texts = [digits_text(np.array(list(itertools.islice(rows, len(line))))) for line in lines]
+def words_left_out(lines: list[list[Digit]], digit: np.ndarray) -> np.ndarray:
+    """`digit` (per blob, in reading order: the network reads a digit there) with the blobs of
+    every word left out: a run of a line's blobs, each within WORD_GAP line heights of the next,
+    where at least WORD_MARKS blobs, and half of them or more, read as no digit."""
+    kept, start = digit.copy(), 0
+    for line in lines:
+        height = float(np.median([d.box[1] - d.box[0] for d in line])) if line else 0.0
+        breaks = [n for n in range(1, len(line)) if line[n].box[2] - line[n - 1].box[3] > WORD_GAP * height]
+        for first, end in itertools.pairwise([0, *breaks, len(line)]):
+            run = slice(start + first, start + end)
+            marks = int((~digit[run]).sum())
+            if marks >= WORD_MARKS and 2 * marks >= end - first:
+                kept[run] = False
+        start += len(line)
+    return kept
+
+
+def line_numbers(lines: list[list[Digit]], proba: np.ndarray, kept: np.ndarray) -> list[str]:
+    """The digits read on each line of a page, as text, leaving out blobs that are not `kept` as
+    digits (and lines of nothing else): `proba` holds one row per blob, in order."""
+    rows = iter(zip(proba, kept))
+    texts = [digits_text(list(itertools.islice(rows, len(line)))) for line in lines]
     return [text for text in texts if text]
 
 
-def digits_text(proba: np.ndarray) -> str:
-    """The digits these rows of probabilities read, as text, leaving out blobs that are no digit."""
-    return "".join(str(int(p.argmax())) for p in proba if is_digit(p))
+def digits_text(rows) -> str:
+    """The digits read, as text, from (probabilities, kept) pairs: blobs not kept are left out."""
+    return "".join(str(int(p.argmax())) for p, kept in rows if kept)
 
 
 def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[Reading]]:
@@ -2413,17 +2440,17 @@ def predict_sheet(readings: list[Reading], count: int = PREDICT_SHOWN):
     draw = ImageDraw.Draw(sheet)
     for n, reading in enumerate(shown):
         left, top = 10 + (n % columns) * cell_w, 5 + (n // columns) * cell_h
-        text = " / ".join(line_numbers(reading.lines, reading.proba)) or "no digit"
+        text = " / ".join(line_numbers(reading.lines, reading.proba, reading.kept)) or "no digit"
         where = Path(reading.file)
         draw.text((left, top), f"{where.parent.name}/{where.name}: {text}"[-44:], fill="black", font=font)
         page, zoom = sheet_page(reading)
         sheet.paste(page, (left, top + 22))
         digits = reading.digits[: 2 * SHEET_INPUTS_PER_ROW]
-        for k, (digit, proba) in enumerate(zip(digits, reading.proba)):
+        for k, (digit, proba, kept) in enumerate(zip(digits, reading.proba, reading.kept)):
             x = left + (k % SHEET_INPUTS_PER_ROW) * SHEET_INPUT
             y = top + 30 + SHEET_PAGE[1] + (k // SHEET_INPUTS_PER_ROW) * (SHEET_INPUT + 12)
             sheet.paste(Image.fromarray(digit.image).resize((SHEET_INPUT - 4, SHEET_INPUT - 4), Image.Resampling.NEAREST), (x, y))
-            label = f"{int(proba.argmax())} {proba.max():.0%}" if is_digit(proba) else "none"
+            label = f"{int(proba.argmax())} {proba.max():.0%}" if kept else "none"
             draw.text((x, y + SHEET_INPUT - 4), label, fill="black", font=small)
     return sheet
 
@@ -2437,7 +2464,7 @@ def sheet_page(reading: Reading):
     zoom = max(1, min(SHEET_PAGE[0] // page.width, SHEET_PAGE[1] // page.height))
     page = page.resize((page.width * zoom, page.height * zoom), Image.Resampling.NEAREST)
     boxes, small = ImageDraw.Draw(page), ImageFont.load_default(size=12)
-    for digit, proba, kept in zip(reading.digits, reading.proba, is_digit(reading.proba)):
+    for digit, proba, kept in zip(reading.digits, reading.proba, reading.kept):
         y0, y1, x0, x1 = (round(v * reading.scale * zoom) for v in digit.box)
         color = (220, 30, 30) if kept else (150, 150, 150)
         boxes.rectangle((x0 - 1, y0 - 1, x1, y1), outline=color, width=2 if kept else 1)
@@ -2472,6 +2499,7 @@ class DrawPad:
         self.ink = np.zeros((self.SIZE, self.SIZE), np.float32)
         self.last: tuple[float, float] | None = None
         self.proba = np.zeros(NUM_CLASSES)
+        self.kept = np.zeros(0, bool)  # per blob of the last reading: whether it counts as a digit
         self.fig = plt.figure(figsize=(10, 5.2))
         if self.fig.canvas.manager is not None:
             self.fig.canvas.manager.set_window_title("NumNet: draw a digit")
@@ -2524,6 +2552,7 @@ class DrawPad:
         """Read the canvas exactly as `predict` reads a page: its digits' 28x28 images."""
         reading, _ = read_array(self.model, self.ink, "drawing")
         self.proba = reading.proba if reading.proba is not None else np.zeros((0, NUM_CLASSES))
+        self.kept = reading.kept if reading.proba is not None else np.zeros(0, bool)
         return [digit.image for digit in reading.digits]
 
     def refresh(self) -> None:
@@ -2560,13 +2589,13 @@ class DrawPad:
 
     def reading(self) -> str:
         """The digits drawn, as text; "not a digit" where nothing drawn reads as one."""
-        if len(self.proba) and not is_digit(self.proba).any():
+        if len(self.proba) and not self.kept.any():
             return "not a digit"
-        return digits_text(self.proba)
+        return digits_text(zip(self.proba, self.kept))
 
     def summary(self) -> str:
         """The one-line answer printed when a stroke ends."""
-        kept = self.proba[is_digit(self.proba)] if len(self.proba) else self.proba
+        kept = self.proba[self.kept] if len(self.proba) else self.proba
         if not len(kept):
             return "digit=none" if not len(self.proba) else f"digit=none (not a digit, {self.proba.max():.0%} at most)"
         key = "digit" if len(kept) == 1 else "number"
@@ -2699,7 +2728,7 @@ class NumNetHandler(BaseHTTPRequestHandler):
             raise RequestError(422, result["error"], {k: v for k, v in result.items() if k == "not_a_digit"})
         zoom = upload_scale(data, gray)
         digits = reading.digits
-        kept = is_digit(reading.proba)
+        kept = reading.kept
         boxes = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if ok]
         ignored = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if not ok]
         inputs = [png_data_url(digit.image) for digit, ok in zip(digits, kept) if ok]
