@@ -507,7 +507,7 @@ class Digit:
     image: np.ndarray
     stroke: float  # its strokes' mean width, in page pixels
     with_next: Digit | None = None
-    apart: tuple[Digit, Digit] | None = None  # where it could be two digits touching, the two
+    apart: tuple[Digit, Digit] | None = None  # its two pieces, where it could be two digits touching
 
 
 @dataclasses.dataclass(frozen=True)
@@ -548,7 +548,7 @@ class Reading:
         """The digits of every line, in reading order."""
         return [digit for line in self.lines for digit in line]
 
-    @property
+    @functools.cached_property
     def kept(self) -> np.ndarray:
         """Per blob of a chosen reading, in reading order: whether it counts as a digit (the
         network reads one there, and it is not a letter of a word: words_left_out)."""
