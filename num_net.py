@@ -420,6 +420,8 @@ TOUCHING_WIDTHS, CUT_SPAN, CUT_INK = 1.7, (0.3, 0.7), 0.35
 # A blob this much wider than it is tall may be two digits touching (one digit is taller than
 # wide): the network is shown it cut in two as well (read_line, chosen_lines).
 MAYBE_TWO = 1.1
+CUT_SLANTS = (0.0, -0.25, 0.25, -0.5, 0.5)  # ... cut upright or leaning as writing leans (across per down: to 27 degrees)
+SIDE_BY_SIDE = 0.75  # ... into two pieces each at least this share of its height
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -876,6 +878,43 @@ def cut_in_two(blob: Blob, mask: np.ndarray, height: float) -> list[Blob] | None
     return None
 
 
+def slanted_cut(blob: Blob, mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where a blob would be cut if it is two digits touching, as cut_in_two looks for it, but
+    along lines that lean as handwriting leans (CUT_SLANTS) as well as upright (slanted digits
+    overlap in every column: only a slanted cut passes between them), and leaving two pieces each
+    SIDE_BY_SIDE of the blob's height (two digits on a line stand about as tall; a 1's flag or a
+    hook is no digit). Returns the two pieces' masks over the blob's box (the cut crossing the
+    least ink), or None."""
+    region = mask[blob.top : blob.bottom, blob.left : blob.right]
+    rows, cols = np.nonzero(region)
+    tall = max(PIECE_TALL * height, SIDE_BY_SIDE * blob.height)
+    best = None
+    for slant in CUT_SLANTS:
+        along = cols - np.round(slant * (rows - (blob.height - 1) / 2)).astype(int)  # column once upright
+        along -= along.min()
+        sheared = np.zeros((blob.height, along.max() + 1), bool)
+        sheared[rows, along] = True
+        ink = sheared.sum(axis=0)
+        runs = (np.diff(sheared.astype(np.int8), axis=0) == 1).sum(axis=0) + sheared[0]
+        width = sheared.shape[1]
+        for cut in range(round(CUT_SPAN[0] * width), round(CUT_SPAN[1] * width)):
+            if runs[cut] > 1 or ink[cut] > CUT_INK * height or (best and ink[cut] >= best[0]):
+                continue
+            left = along < cut
+            if all(_spans(rows[side], cols[side], tall, PIECE_WIDE * height) for side in (left, ~left)):
+                best = (ink[cut], left)
+    if best is None:
+        return None
+    left = np.zeros_like(region)
+    left[rows[best[1]], cols[best[1]]] = True
+    return left, region & ~left
+
+
+def _spans(rows: np.ndarray, cols: np.ndarray, tall: float, wide: float) -> bool:
+    """Whether pixels at these rows and columns reach at least `tall` pixels high and `wide` across."""
+    return len(rows) > 0 and np.ptp(rows) + 1 >= tall and np.ptp(cols) + 1 >= wide
+
+
 def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
     """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
     right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `look` sets the paper
@@ -904,15 +943,16 @@ def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
 def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Digit]:
     """One line of blobs -> its digits, touching digits cut apart; each next to a piece it could
     form one digit with carries that joined reading too, and each as wide as two digits that
-    touch carries the reading of its two pieces (cut_in_two)."""
+    touch carries the reading of its two pieces (slanted_cut)."""
     height = line_height(line)
     digit_width = float(np.median([b.width for b in line])) if len(line) >= 3 else None
     pieces, apart = [], {}
     for blob in line:
         mask = np.isin(labels, list(blob.labels))
         for piece in split_touching(blob, mask, height, digit_width):
-            if piece.width >= MAYBE_TWO * piece.height and (cut := cut_in_two(piece, mask, height)):
-                apart[len(pieces)] = tuple(cut_digit(part, labels, ink) for part in cut)
+            if piece.width >= MAYBE_TWO * piece.height and (cut := slanted_cut(piece, mask, height)):
+                region = np.s_[piece.top : piece.bottom, piece.left : piece.right]
+                apart[len(pieces)] = tuple(masked_digit(part, ink[region], piece.top, piece.left) for part in cut)
             pieces.append(piece)
     digits = []
     for n, (piece, after) in enumerate(itertools.zip_longest(pieces, pieces[1:])):
@@ -958,12 +998,17 @@ def line_height(line: list[Blob]) -> float:
 def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
     """The blob's own ink (not a neighbour's overhang), cropped to its pixels and fit to 28x28."""
     region = np.s_[blob.top : blob.bottom, blob.left : blob.right]
-    mask = np.isin(labels[region], list(blob.labels))
+    return masked_digit(np.isin(labels[region], list(blob.labels)), ink[region], blob.top, blob.left)
+
+
+def masked_digit(mask: np.ndarray, ink: np.ndarray, top: int, left: int) -> Digit:
+    """The ink under `mask` (both a region of the page whose corner is at `top`, `left`), cropped
+    to its pixels and fit to 28x28."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    box = (blob.top + rows[0], blob.top + rows[-1] + 1, blob.left + cols[0], blob.left + cols[-1] + 1)
+    box = (top + rows[0], top + rows[-1] + 1, left + cols[0], left + cols[-1] + 1)
     stroke = mean_stroke_width(mask[crop])
-    return Digit(tuple(int(v) for v in box), fit_digit(ink[region][crop], mask[crop], stroke), stroke)
+    return Digit(tuple(int(v) for v in box), fit_digit(ink[crop], mask[crop], stroke), stroke)
 
 
 def mean_stroke_width(mask: np.ndarray) -> float:
@@ -2031,7 +2076,7 @@ def chosen_lines(lines: list[list[Digit]], seen: dict) -> list[list[Digit]]:
     """Each line with two neighbouring pieces read as one digit wherever the network is surer of
     the joined reading than of both pieces' readings together, and sure of it (SURE_JOIN); and a
     blob the network is unsure of read as two touching digits (its `apart`) wherever it is surer
-    of both pieces together than of the blob, and sure of each."""
+    of both pieces together than of the blob (reads_apart)."""
     chosen = []
     for line in lines:
         kept, i = [], 0
@@ -2053,11 +2098,11 @@ def chosen_lines(lines: list[list[Digit]], seen: dict) -> list[list[Digit]]:
 
 def reads_apart(digit: Digit, seen: dict) -> bool:
     """Whether the network reads a blob better as the two touching digits of its `apart`: it is
-    unsure of the blob, sure of each piece, and surer of both together than of the blob."""
+    unsure of the blob, and surer of both pieces together than of the blob."""
     if digit.apart is None or surest(digit, seen) >= SURE_JOIN:
         return False
     parts = [surest(part, seen) for part in digit.apart]
-    return min(parts) >= SURE_JOIN and float(np.prod(parts)) > surest(digit, seen)
+    return float(np.prod(parts)) > surest(digit, seen)
 
 
 def format_prediction(result: dict) -> str:

@@ -152,6 +152,20 @@ def test_touching_digits_a_little_wider_than_tall_are_read_apart(first, gap, num
     assert num_net.answer(reading)["number"] == number == f"{y[first]}{y[first + 1]}"
 
 
+def test_slanted_digits_touching_are_cut_along_their_slant():
+    mask = np.zeros((100, 110), bool)
+    rows, cols = np.ogrid[0:100, 0:110]
+    lean = 50 + 0.4 * (50 - rows)  # two strokes leaning right, overlapping in every middle column
+    first, second = (np.abs(cols - lean - shift) <= 3 for shift in (0, 22))
+    mask |= first | second
+    mask[92:, 30:55] = True  # joined at the foot, as a pen runs on from one 1 to the next
+    blob = num_net.Blob(frozenset([1]), 0, 100, 0, 110, int(mask.sum()))
+    assert num_net.cut_in_two(blob, mask, 100.0) is None  # no upright cut passes between them
+    left, right = num_net.slanted_cut(blob, mask, 100.0)
+    assert (left | right).sum() == mask.sum() and not (left & right).any()
+    assert left[:90][first[:90]].all() and right[:90][second[:90]].all()
+
+
 def test_touching_digits_are_cut_apart():
     img = Image.new("L", (400, 200), 255)
     draw = ImageDraw.Draw(img)
@@ -310,7 +324,7 @@ def handwriting_folder(name: str) -> Path:
 
 
 # Floors a little under the committed model's measured figures (README), above the issue targets.
-@pytest.mark.parametrize("name, floor", [("registers", 0.62), ("usps", 0.93), ("ru_gridscan", 0.92)])
+@pytest.mark.parametrize("name, floor", [("registers", 0.64), ("usps", 0.93), ("ru_gridscan", 0.92)])
 def test_real_handwriting_from_outside_mnist(name, floor, model):
     files = num_net.image_files([handwriting_folder(name)])
     results, _ = num_net.predict_files(model, files)
