@@ -866,16 +866,21 @@ def cut_in_two(blob: Blob, mask: np.ndarray, height: float) -> list[Blob] | None
     width with the least ink among those that cross one short stroke (where two digits touch) and
     leave a digit-sized piece on each side; None where there is none (a wide 0, a 2 with a long
     tail)."""
-    region = mask[blob.top : blob.bottom, blob.left : blob.right]
-    ink = region.sum(axis=0)
-    runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
-    for cut in sorted(range(round(CUT_SPAN[0] * blob.width), round(CUT_SPAN[1] * blob.width)), key=lambda c: ink[c]):
-        if runs[cut] > 1 or ink[cut] > CUT_INK * height:
-            continue
+    for _, cut in _touching_columns(mask[blob.top : blob.bottom, blob.left : blob.right], height):
         pieces = [dataclasses.replace(blob, right=blob.left + cut), dataclasses.replace(blob, left=blob.left + cut)]
         if all(digit_sized(piece, mask, height) for piece in pieces):
             return pieces
     return None
+
+
+def _touching_columns(region: np.ndarray, height: float) -> list[tuple[int, int]]:
+    """The columns of a blob's mask within CUT_SPAN of its width that cross one short stroke (no
+    taller than CUT_INK digit heights), where two digits could touch: (ink, column) pairs, least
+    ink first (the leftmost first among equals)."""
+    ink = region.sum(axis=0)
+    runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
+    span = range(round(CUT_SPAN[0] * region.shape[1]), round(CUT_SPAN[1] * region.shape[1]))
+    return sorted((int(ink[cut]), cut) for cut in span if runs[cut] <= 1 and ink[cut] <= CUT_INK * height)
 
 
 def slanted_cut(blob: Blob, mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -894,15 +899,13 @@ def slanted_cut(blob: Blob, mask: np.ndarray, height: float) -> tuple[np.ndarray
         along -= along.min()
         sheared = np.zeros((blob.height, along.max() + 1), bool)
         sheared[rows, along] = True
-        ink = sheared.sum(axis=0)
-        runs = (np.diff(sheared.astype(np.int8), axis=0) == 1).sum(axis=0) + sheared[0]
-        width = sheared.shape[1]
-        for cut in range(round(CUT_SPAN[0] * width), round(CUT_SPAN[1] * width)):
-            if runs[cut] > 1 or ink[cut] > CUT_INK * height or (best and ink[cut] >= best[0]):
-                continue
+        for ink, cut in _touching_columns(sheared, height):
+            if best and ink >= best[0]:
+                break
             left = along < cut
             if all(_spans(rows[side], cols[side], tall, PIECE_WIDE * height) for side in (left, ~left)):
-                best = (ink[cut], left)
+                best = (ink, left)
+                break
     if best is None:
         return None
     left = np.zeros_like(region)
@@ -1917,7 +1920,7 @@ def line_numbers(lines: list[list[Digit]], proba: np.ndarray, kept: np.ndarray) 
     """The digits read on each line of a page, as text, leaving out blobs that are not `kept` as
     digits (and lines of nothing else): `proba` holds one row per blob, in order."""
     rows = iter(zip(proba, kept))
-    texts = [digits_text(list(itertools.islice(rows, len(line)))) for line in lines]
+    texts = [digits_text(itertools.islice(rows, len(line))) for line in lines]
     return [text for text in texts if text]
 
 
