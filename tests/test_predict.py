@@ -50,6 +50,23 @@ def test_uneven_lighting_is_removed():
     np.testing.assert_allclose(num_net.preprocess(shaded)[0], num_net.preprocess(page)[0], atol=80)
 
 
+@pytest.mark.parametrize("shape", [(200, 200), (37, 91), (5, 300), (1, 1)])
+def test_running_minimum_and_maximum_are_scipys(shape):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(sum(shape))
+    page = rng.random(shape).astype(np.float32)
+    for size in (1, 2, 3, 5, 8, 80, 81, 299, 400):  # even, odd, and longer than the page
+        np.testing.assert_array_equal(num_net._closing(page, size), ndi.grey_closing(page, size=size))
+        np.testing.assert_array_equal(num_net._opening(page, size), ndi.grey_opening(page, size=size))
+        np.testing.assert_array_equal(num_net._opening(page > 0.6, size), ndi.grey_opening(page > 0.6, size=size))
+        for axis in (0, 1):
+            np.testing.assert_array_equal(num_net._running(page > 0.4, size, axis, np.maximum),
+                                          ndi.maximum_filter1d(page > 0.4, size, axis=axis))
+            np.testing.assert_array_equal(num_net._running(page, size, axis, np.minimum),
+                                          ndi.minimum_filter1d(page, size, axis=axis))
+
+
 def test_a_second_look_takes_a_lamps_spot_and_dark_corners_for_paper():
     rows, cols = np.mgrid[0:300, 0:450] / np.float32(450)
     spot = 0.15 * np.exp(-((rows - 0.3) ** 2 + (cols - 0.5) ** 2) / (2 * 0.08**2))
@@ -409,6 +426,20 @@ def test_an_unsure_page_is_read_again_narrower_and_the_surer_reading_kept(mnist_
     final = num_net.predicted(reader, [num_net.read_digits(path) for path, _ in written])
     assert all(num_net.sureness(b) >= num_net.sureness(a) for a, b in zip(first, final))
     assert sum(num_net.sureness(b) > num_net.sureness(a) for a, b in zip(first, final)) >= 2
+
+
+def test_predict_png_draws_a_file_read_again_and_a_picture_from_memory(tmp_path):
+    path = tmp_path / "7_seven.png"
+    Image.fromarray((seven_page() * 255).astype(np.uint8)).save(path)
+    reading = num_net.read_digits(path)
+    assert reading.gray is None and reading.size == (120, 100)  # a worker sends back no page
+    drawn = np.asarray(reading.picture())
+    np.testing.assert_array_equal(drawn, num_net.thumbnail(num_net.load_image(path), reading.scale))
+    assert drawn.min() < 100  # the 7 itself
+    path.unlink()  # gone before predict.png is drawn: a blank page in its place, no error
+    assert np.asarray(reading.picture()).min() == 255
+    from_memory, _ = num_net.read_array(num_net.load_reader(MODEL), seven_page(), "drawn")
+    assert np.asarray(from_memory.picture()).min() < 100
 
 
 def test_predict_png_lays_a_folder_out_in_a_grid_and_scales_small_originals_up(tmp_path):
