@@ -706,7 +706,6 @@ def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
     """Label the connected pieces of ink (8-connected) and describe each as a Blob; pieces of a
     few pixels are left out (noise, never a digit)."""
     from scipy import ndimage as ndi
-    from skimage.measure import inertia_tensor_eigvals
 
     labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
     areas = np.bincount(labels.ravel())
@@ -715,12 +714,19 @@ def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
         if box is None or areas[label] < NOISE_BLOB:
             continue
         straight = False
-        if areas[label] >= 10:  # eigenvalues go as the squared axis lengths
-            minor, major = sorted(inertia_tensor_eigvals(labels[box] == label))
+        if areas[label] >= 10:
+            minor, major = squared_axes(labels[box] == label)
             straight = bool(minor < STRAIGHT**2 * major)
         blobs.append(Blob(frozenset([label]), box[0].start, box[0].stop, box[1].start, box[1].stop, int(areas[label]),
                           straight))
     return labels, blobs
+
+
+def squared_axes(mask: np.ndarray) -> np.ndarray:
+    """A shape's squared axis lengths, shorter first, up to one factor: the eigenvalues of the
+    covariance of its pixels' coordinates (what scikit-image's inertia_tensor_eigvals gives, at a
+    third of its cost: a page holds hundreds of blobs)."""
+    return np.linalg.eigvalsh(np.cov(np.nonzero(mask), bias=True))
 
 
 def touches_border(blob: Blob, shape: tuple[int, int]) -> bool:
@@ -734,9 +740,12 @@ def hugs_border(blob: Blob, labels: np.ndarray) -> bool:
         return False
     height, width = labels.shape
     ids = list(blob.labels)
-    sides = ((labels[0], blob.height / height), (labels[-1], blob.height / height),
-             (labels[:, 0], blob.width / width), (labels[:, -1], blob.width / width))
-    return any(depth < BORDER_DEPTH and np.isin(side, ids).mean() >= BORDER_RUN for side, depth in sides)
+    across, down = blob.width / width, blob.height / height
+    sides = ((blob.top == 0, labels[0], across, down), (blob.bottom == height, labels[-1], across, down),
+             (blob.left == 0, labels[:, 0], down, across), (blob.right == width, labels[:, -1], down, across))
+    # A side the blob does not reach, or spans less than BORDER_RUN of, it cannot run along.
+    return any(reaches and run >= BORDER_RUN and depth < BORDER_DEPTH and np.isin(side, ids).mean() >= BORDER_RUN
+               for reaches, side, run, depth in sides)
 
 
 def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
@@ -768,20 +777,26 @@ def _opening(image: np.ndarray, size: int) -> np.ndarray:
     return _running_down(_running_down(eroded_t, size, np.maximum, shift).T, size, np.maximum, shift)
 
 
-def _running(array: np.ndarray, size: int, axis: int, op) -> np.ndarray:
+def _running(array: np.ndarray, size: int, axis: int, op, origin: int = 0, fill=None) -> np.ndarray:
     """The running minimum or maximum along `axis` (see _running_down)."""
-    return _running_down(array, size, op) if axis == 0 else _running_down(array.T, size, op).T
+    if axis == 0:
+        return _running_down(array, size, op, origin, fill)
+    return _running_down(array.T, size, op, origin, fill).T
 
 
-def _running_down(array: np.ndarray, size: int, op, origin: int = 0) -> np.ndarray:
+def _running_down(array: np.ndarray, size: int, op, origin: int = 0, fill=None) -> np.ndarray:
     """The running minimum or maximum (`op` np.minimum or np.maximum) over windows of `size`
     down a 2-D array's columns: exactly scipy.ndimage's minimum_filter1d or maximum_filter1d
-    (mode 'reflect') along axis 0, as log2(size) elementwise steps, each window the op of two
-    overlapping power-of-two spans. scipy's running filter costs about 10 ns a pixel whatever
-    the window, three times this; it was a third of the time of reading a small page."""
+    along axis 0 (mode 'reflect', or 'constant' with `fill` where given), as log2(size)
+    elementwise steps, each window the op of two overlapping power-of-two spans. scipy's running
+    filter costs about 10 ns a pixel whatever the window, three times this; it was a third of the
+    time of reading a small page."""
     before = size // 2 + origin
     after = size - 1 - before
-    if max(before, after) <= len(array):  # the edge mirrored (scipy's "reflect"), as one C-ordered copy
+    if fill is not None:
+        edge = np.full((1, *array.shape[1:]), fill, array.dtype)
+        spans = np.concatenate([edge.repeat(before, 0), array, edge.repeat(after, 0)])
+    elif max(before, after) <= len(array):  # the edge mirrored (scipy's "reflect"), as one C-ordered copy
         spans = np.concatenate([array[:before][::-1], array, array[::-1][:after]])
     else:  # a window longer than the array mirrors it again and again
         spans = np.ascontiguousarray(np.pad(array, [(before, after), (0, 0)], mode="symmetric"))
@@ -792,13 +807,18 @@ def _running_down(array: np.ndarray, size: int, op, origin: int = 0) -> np.ndarr
     return op(spans[: len(array)], spans[size - span : size - span + len(array)])
 
 
+def _closed_along(mask: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """scipy.ndimage.binary_closing(mask) by a line of `size` pixels along `axis`, by _running:
+    beyond the page is no ink, as there."""
+    shift = -1 if size % 2 == 0 else 0
+    dilated = _running(mask, size, axis, np.maximum, shift, fill=False)
+    return _running(dilated, size, axis, np.minimum, fill=False)
+
 def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: int | None = None) -> np.ndarray:
     """Take out straight lines: near-horizontal runs of ink at least `across` long and
     near-vertical ones at least `down` long, bridging gaps of `gap` pixels along them (a dashed
     or broken rule), and only where they are at most `thin` pixels thick (when given), with the
     ragged ink along their sides. Strokes that cross a line keep the pixels they share with it."""
-    from scipy import ndimage as ndi
-
     lines = np.zeros_like(mask)
     for axis, length in ((1, across), (0, down)):
         if length >= mask.shape[axis]:
@@ -816,7 +836,7 @@ def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: i
         return mask
     kept = mask & ~lines
     reach = max(3, round(0.02 * max(across, down)))  # ink this close on both sides of a line: a crossing stroke
-    crossing = ndi.binary_closing(kept, np.ones((reach, 1), bool)) | ndi.binary_closing(kept, np.ones((1, reach), bool))
+    crossing = _closed_along(kept, reach, 0) | _closed_along(kept, reach, 1)
     return kept | (crossing & lines)
 
 
@@ -1472,9 +1492,7 @@ def _digit_piece(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray | N
 
 def _not_straight(ink: np.ndarray) -> np.ndarray | None:
     """The ink, or None where it is one straight stroke: that is a 1, however it was made."""
-    from skimage.measure import inertia_tensor_eigvals
-
-    minor, major = sorted(inertia_tensor_eigvals(ink > 64))
+    minor, major = squared_axes(ink > 64)
     return None if minor < (2 * STRAIGHT) ** 2 * major else ink
 
 
@@ -2024,7 +2042,6 @@ def page_reader(count: int) -> Iterator:
     # Imported once here, so that forked workers start with them rather than each importing them.
     from PIL import Image  # noqa: F401
     from scipy import ndimage  # noqa: F401
-    from skimage.measure import inertia_tensor_eigvals  # noqa: F401
 
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
     try:

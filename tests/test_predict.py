@@ -67,6 +67,15 @@ def test_running_minimum_and_maximum_are_scipys(shape):
                                           ndi.minimum_filter1d(page, size, axis=axis))
 
 
+def test_squared_axes_of_a_bar_are_its_sides_variances():
+    bar = np.zeros((40, 50), bool)
+    bar[5:8, 10:40] = True  # 3 pixels thick, 30 long, lying flat
+    np.testing.assert_allclose(num_net.squared_axes(bar), [(3**2 - 1) / 12, (30**2 - 1) / 12])
+    np.testing.assert_allclose(num_net.squared_axes(bar.T), [(3**2 - 1) / 12, (30**2 - 1) / 12])
+    slash = np.eye(30, dtype=bool)  # leaning 45 degrees: all its length on one axis
+    np.testing.assert_allclose(num_net.squared_axes(slash), [0, 2 * (30**2 - 1) / 12], atol=1e-9)
+
+
 def test_a_second_look_takes_a_lamps_spot_and_dark_corners_for_paper():
     rows, cols = np.mgrid[0:300, 0:450] / np.float32(450)
     spot = 0.15 * np.exp(-((rows - 0.3) ** 2 + (cols - 0.5) ** 2) / (2 * 0.08**2))
