@@ -789,8 +789,8 @@ def _running_down(array: np.ndarray, size: int, op, origin: int = 0, fill=None) 
     down a 2-D array's columns: exactly scipy.ndimage's minimum_filter1d or maximum_filter1d
     along axis 0 (mode 'reflect', or 'constant' with `fill` where given), as log2(size)
     elementwise steps, each window the op of two overlapping power-of-two spans. scipy's running
-    filter costs about 10 ns a pixel whatever the window, three times this; it was a third of the
-    time of reading a small page."""
+    filter cost about 10 ns a pixel whatever the window, two to four times this, and a third of
+    the time of reading a small page."""
     before = size // 2 + origin
     after = size - 1 - before
     if fill is not None:
