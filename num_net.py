@@ -532,8 +532,8 @@ class Reading:
 
     `size` is the working image's height and width (digit boxes are in its pixels); `gray` is
     that image itself for a picture read from memory, while a file is read again when predict.png
-    draws it (picture()), so that a folder's readings carry no pages. `whole` is the digit-sized picture's
-    ink read as one digit, an alternative reading (see read_page). `proba` holds the network's
+    draws it (picture()), so that a folder's readings carry no pages. `whole` is the digit-sized
+    picture's ink read as one digit, an alternative reading (see read_page). `proba` holds the network's
     probabilities, one row per digit in reading order, once chosen_readings has chosen. `error`
     says why nothing can be read; `blank` marks an error that is only "no digit found"."""
 
@@ -813,6 +813,7 @@ def _closed_along(mask: np.ndarray, size: int, axis: int) -> np.ndarray:
     shift = -1 if size % 2 == 0 else 0
     dilated = _running(mask, size, axis, np.maximum, shift, fill=False)
     return _running(dilated, size, axis, np.minimum, fill=False)
+
 
 def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: int | None = None) -> np.ndarray:
     """Take out straight lines: near-horizontal runs of ink at least `across` long and
