@@ -387,6 +387,7 @@ NOISE_BLOB = 4  # connected ink of fewer pixels is noise, never a digit (ink_blo
 DIGIT_POOL = 0.25  # the digit height is the median of blobs at least this share of the largest's area
 RULE_GAP, RULE_THIN = 0.05, 0.03  # a page rule may break for this share of the page, and is no thicker
 EDGE_REACH = 0.01  # ink this near (share of the page) a page edge or a band is its ragged bits
+EDGE_STRIP = 0.03  # ... and a straight stroke this near runs beside it: the edge's shading, not a 1
 # Ink (ink_mask), in units of the page's pixel noise: a pixel this far above the paper may be ink,
 # and a piece of ink holds at least one pixel this far above it (or SEED_CONTRAST x MIN_CONTRAST).
 NOISE_LOW, NOISE_HIGH, SEED_CONTRAST = 6, 12, 1.5
@@ -1068,13 +1069,19 @@ def remove_page_rules(mask: np.ndarray) -> np.ndarray:
 
 def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray) -> list[Blob]:
     """The blobs that neither run along the page's border nor come near it or the background
-    beyond the paper: what is left once a page edge, a band or a table goes, with its ragged bits."""
+    beyond the paper, nor are straight strokes beside them: what is left once a page edge, a band
+    or a table goes, with its ragged bits and the shading along its edge."""
     edges = off_paper | np.isin(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
     if not edges.any():
         return blobs
-    reach = 2 * max(2, round(EDGE_REACH * max(labels.shape))) + 1
-    near = set(np.unique(labels[_running(_running(edges, reach, 0, np.maximum), reach, 1, np.maximum)]).tolist())
-    return [b for b in blobs if not b.labels & near]
+    near, beside = (_labels_near(edges, labels, share) for share in (EDGE_REACH, EDGE_STRIP))
+    return [b for b in blobs if not b.labels & near and not (b.straight and b.labels & beside)]
+
+
+def _labels_near(where: np.ndarray, labels: np.ndarray, share: float) -> set[int]:
+    """The labels of the ink within `share` of the page's longer side of `where`."""
+    reach = 2 * max(2, round(share * max(labels.shape))) + 1
+    return set(np.unique(labels[_running(_running(where, reach, 0, np.maximum), reach, 1, np.maximum)]).tolist())
 
 
 def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:

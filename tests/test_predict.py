@@ -377,6 +377,23 @@ def seven_page() -> np.ndarray:
     return np.asarray(img, np.float32) / 255
 
 
+def banded_page(strip_at: int) -> np.ndarray:
+    """A 7 on a scan with a black band down its left side and a thin straight stroke standing
+    `strip_at` pixels right of the band, as floats in [0, 1]."""
+    img = Image.new("L", (300, 200), 230)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 39, 199), fill=15)
+    draw.line([(40 + strip_at, 60), (40 + strip_at, 130)], fill=90, width=2)
+    draw.line([(150, 70), (200, 70), (170, 140)], fill=40, width=7)
+    return np.asarray(img, np.float32) / 255
+
+
+def test_a_straight_stroke_beside_a_band_is_its_shaded_edge_and_a_1_further_off_is_read():
+    reader = num_net.load_reader(MODEL)
+    assert pages.read_lines(num_net.read_array(reader, banded_page(5), "edge")[1]) == ["7"]  # was read "17"
+    assert pages.read_lines(num_net.read_array(reader, banded_page(40), "one")[1]) == ["17"]
+
+
 def test_a_16_bit_scan_is_read_at_its_own_contrast(tmp_path):
     scan = (0.25 + 0.67 * seven_page()) * 65535  # paper at 60,000 of 65,535: 8-bit conversion clipped it all to white
     for suffix in (".png", ".tif"):
