@@ -65,6 +65,9 @@ def test_running_minimum_and_maximum_are_scipys(shape):
                                           ndi.maximum_filter1d(page > 0.4, size, axis=axis))
             np.testing.assert_array_equal(num_net._running(page, size, axis, np.minimum),
                                           ndi.minimum_filter1d(page, size, axis=axis))
+            line = np.ones((size, 1) if axis == 0 else (1, size), bool)
+            np.testing.assert_array_equal(num_net._closed_along(page > 0.6, size, axis),
+                                          ndi.binary_closing(page > 0.6, line))
 
 
 def test_squared_axes_of_a_bar_are_its_sides_variances():
