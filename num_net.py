@@ -690,8 +690,11 @@ def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
     if not seeded.any():
         return np.zeros_like(ink, bool)
     inked = labels > 0
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    # The 3x3 means of the inked pixels see no further than one pixel round them.
+    box = np.s_[max(rows[0] - 1, 0) : rows[-1] + 2, max(cols[0] - 1, 0) : cols[-1] + 2]
     peaks = np.zeros(count + 1, np.float32)
-    np.maximum.at(peaks, labels[inked], ndi.uniform_filter(ink, 3)[inked])
+    np.maximum.at(peaks, labels[box][inked[box]], ndi.uniform_filter(ink[box], 3)[inked[box]])
     kept = seeded & (peaks >= FAINT * peaks[seeded].max())
     return ink >= np.where(kept, INK_CORE * peaks, np.inf)[labels]
 
