@@ -70,6 +70,17 @@ def test_running_minimum_and_maximum_are_scipys(shape):
                                           ndi.binary_closing(page > 0.6, line))
 
 
+def test_mean_stroke_width_counts_the_pixels_with_an_open_side_as_scipy_erodes():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        mask = rng.random(tuple(rng.integers(1, 30, 2))) > rng.random()
+        area, inside = mask.sum(), ndi.binary_erosion(mask).sum()
+        assert num_net.mean_stroke_width(mask) == float(2 * area / max(area - inside, 1))
+    assert num_net.mean_stroke_width(np.ones((10, 4), bool)) == 2 * 40 / (40 - 8 * 2)
+
+
 def test_squared_axes_of_a_bar_are_its_sides_variances():
     bar = np.zeros((40, 50), bool)
     bar[5:8, 10:40] = True  # 3 pixels thick, 30 long, lying flat
