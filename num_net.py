@@ -562,12 +562,10 @@ class Reading:
         from the file again, blank where it can no longer be read)."""
         gray = self.gray
         if gray is None:
-            try:
+            with contextlib.suppress(UserError):  # gone or no longer readable: drawn blank
                 gray = load_image(Path(self.file))
-            except UserError:
-                gray = np.ones(self.size, np.float32)
-            if gray.shape != self.size:  # the file changed since it was read
-                gray = np.ones(self.size, np.float32)
+        if gray is None or gray.shape != self.size:  # ... or changed since it was read
+            gray = np.ones(self.size, np.float32)
         return thumbnail(gray, self.scale)
 
     @functools.cached_property
@@ -767,18 +765,22 @@ def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
 
 
 def _closing(image: np.ndarray, size: int) -> np.ndarray:
-    """scipy.ndimage.grey_closing(image, size=size), by _running_down: the dilation's window is
-    mirrored, so an even one starts a pixel later."""
+    """scipy.ndimage.grey_closing(image, size=size): the dilation's window is mirrored, so an even
+    one starts a pixel later."""
     shift = -1 if size % 2 == 0 else 0
-    dilated_t = _running_down(_running_down(image, size, np.maximum, shift).T, size, np.maximum, shift)
-    return _running_down(_running_down(dilated_t, size, np.minimum).T, size, np.minimum)
+    return _square_running(_square_running(image, size, np.maximum, shift), size, np.minimum)
 
 
 def _opening(image: np.ndarray, size: int) -> np.ndarray:
-    """scipy.ndimage.grey_opening(image, size=size), by _running_down."""
+    """scipy.ndimage.grey_opening(image, size=size)."""
     shift = -1 if size % 2 == 0 else 0
-    eroded_t = _running_down(_running_down(image, size, np.minimum).T, size, np.minimum)
-    return _running_down(_running_down(eroded_t, size, np.maximum, shift).T, size, np.maximum, shift)
+    return _square_running(_square_running(image, size, np.minimum), size, np.maximum, shift)
+
+
+def _square_running(image: np.ndarray, size: int, op, origin: int = 0) -> np.ndarray:
+    """The running minimum or maximum over size x size windows (scipy.ndimage's minimum_filter or
+    maximum_filter with `size`), by _running_down down the columns, then down the rows."""
+    return _running_down(_running_down(image, size, op, origin).T, size, op, origin).T
 
 
 def _running(array: np.ndarray, size: int, axis: int, op, origin: int = 0, fill=None) -> np.ndarray:
@@ -1084,7 +1086,7 @@ def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray
 def _labels_near(where: np.ndarray, labels: np.ndarray, share: float) -> set[int]:
     """The labels of the ink within `share` of the page's longer side of `where`."""
     reach = 2 * max(2, round(share * max(labels.shape))) + 1
-    return set(np.unique(labels[_running(_running(where, reach, 0, np.maximum), reach, 1, np.maximum)]).tolist())
+    return set(np.unique(labels[_square_running(where, reach, np.maximum)]).tolist())
 
 
 def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:
