@@ -273,7 +273,11 @@ def test_a_bug_while_reading_is_a_json_500_and_one_line(server, monkeypatch, cap
         raise ValueError("deliberately broken")
 
     monkeypatch.setattr(num_net, "read_page", broken)
+    capsys.readouterr()
     status, body = request(server, "POST", "/api/predict", digit_png(tmp_path / "one.png", ONE).read_bytes())
     assert status == 500 and "a bug" in body["error"]
     err = capsys.readouterr().err.strip().splitlines()
+    # the shared server may also be finishing an answer to a browser an earlier test closed: its one
+    # line ("a connection ... ended early") is not this request's
+    err = [line for line in err if "ended early" not in line]
     assert err == ["num_net: warning: a request to /api/predict failed: ValueError: deliberately broken"]
