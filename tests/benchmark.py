@@ -4,6 +4,7 @@
     python tests/benchmark.py --draw-latency      # time one update of `draw` per mouse move
     python tests/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
     python tests/benchmark.py --serve             # 20 clients send serve 500 photos and drawings
+    python tests/benchmark.py --folder DIR        # predict a folder: images/s, and where a page's time goes
 
 Runs each command as its own process, one after another in this one session (the machine is
 shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
@@ -114,6 +115,65 @@ def photo_preprocessing(data: str, runs: int = 5) -> str:
             f"{statistics.median(times):.3f} s (median of {runs}), {max(times):.3f} s at most")
 
 
+# What find_digits does to every page, in order, as folder_speed names it.
+STAGES = {"load_image": "decode", "smoothed": "noise", "ink_map": "paper estimate", "ink_mask": "hysteresis",
+          "remove_page_rules": "page rules", "ink_blobs": "labelling", "read_line": "fitting digits"}
+
+
+def folder_speed(folder: Path, runs: int = 3) -> str:
+    """Time `predict` on a folder with the model loaded (worker processes, as the command runs),
+    then read it again on one core, stage by stage: where a page's time goes."""
+    sys.path.insert(0, str(ROOT))
+    import num_net
+
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    model = num_net.load_reader(ROOT / "handwritten.keras")
+    num_net.predict_files(model, files[:1])  # imports and first-call costs are not per page
+    rates = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        num_net.predict_files(model, files)
+        rates.append(len(files) / (time.perf_counter() - start))
+    spent = dict.fromkeys(STAGES, 0.0)
+
+    def timed_stage(name, function):
+        def stage(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - start
+        return stage
+
+    originals = {name: getattr(num_net, name) for name in STAGES}
+    for name, function in originals.items():
+        setattr(num_net, name, timed_stage(name, function))
+    try:
+        start = time.process_time()
+        first = [num_net.read_digits(path) for path in files]
+        first_look = time.process_time() - start
+    finally:
+        for name, function in originals.items():
+            setattr(num_net, name, function)
+    start = time.process_time()
+    chosen = num_net.chosen_readings(model, first)
+    network = time.process_time() - start
+    start = time.process_time()
+    num_net.predicted(model, first)
+    second = time.process_time() - start - network
+    unsure = sum(map(num_net.unsure, chosen))
+    per_page = {STAGES[name]: 1000 * seconds / len(files) for name, seconds in spent.items()}
+    per_page["the rest of the first look"] = 1000 * (first_look - sum(spent.values())) / len(files)
+    every_page = sum(v for k, v in per_page.items() if k in ("decode", "noise", "paper estimate", "hysteresis", "labelling"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{folder}: {len(files)} files, {min(rates):.0f}-{max(rates):.0f} images/s over {runs} runs (model loaded, "
+            f"worker processes). One core, ms per page: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in per_page.items())
+            + f"; first look {1000 * first_look / len(files):.2f}; the network {1000 * network / len(files):.2f}; "
+            f"second looks at the {unsure} unsure pages {1000 * second / len(files):.2f}. Decode to labelling, which "
+            f"every page needs, is {every_page:.2f} ms: {cores} cores read at most {1000 * cores / every_page:.0f} images/s")
+
+
 def serve_load(data: str, clients: int = 20, total: int = 500) -> str:
     """`serve` under load: `clients` threads send `total` real-looking photos (tests/pages.py) and
     canvas drawings of MNIST test digits, each one `predict` reads right; every answer must match,
@@ -186,6 +246,7 @@ def main() -> int:
     parser.add_argument("--draw-latency", action="store_true", help="only time `draw`'s update per mouse move")
     parser.add_argument("--photo", action="store_true", help="only time preprocessing a 12-megapixel photo")
     parser.add_argument("--serve", action="store_true", help="only load `serve`: 20 clients, 500 photos and drawings")
+    parser.add_argument("--folder", type=Path, help="only time `predict` on this folder, and its stages on one core")
     parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
     parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -199,6 +260,9 @@ def main() -> int:
         return 0
     if args.serve:
         print(serve_load(args.data))
+        return 0
+    if args.folder:
+        print(folder_speed(args.folder))
         return 0
     rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
     rows += [numnet(args.data, seed) for seed in args.seeds]
