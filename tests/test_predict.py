@@ -81,6 +81,21 @@ def test_mean_stroke_width_counts_the_pixels_with_an_open_side_as_scipy_erodes()
     assert num_net.mean_stroke_width(np.ones((10, 4), bool)) == 2 * 40 / (40 - 8 * 2)
 
 
+def test_percentile_and_centre_of_mass_are_numpys_and_scipys():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    for n in range(300):
+        values = rng.random(int(rng.integers(1, 900)), dtype=np.float32)
+        if n % 3 == 0:
+            values = np.round(values * 5) / 5  # ties, as saturated ink gives
+        for q in (num_net.SOLID_INK, 0, 50, 99.9, 100):
+            assert num_net.percentile(values, q) == np.percentile(values, q)
+        patch = rng.random(tuple(rng.integers(1, 21, 2)), dtype=np.float32) * (rng.random() > 0.1)
+        if patch.sum() > 0:
+            assert num_net.centre_of_mass(patch) == ndi.center_of_mass(patch)
+
+
 def test_squared_axes_of_a_bar_are_its_sides_variances():
     bar = np.zeros((40, 50), bool)
     bar[5:8, 10:40] = True  # 3 pixels thick, 30 long, lying flat
