@@ -729,6 +729,13 @@ def squared_axes(mask: np.ndarray) -> np.ndarray:
     return np.linalg.eigvalsh(np.cov(np.nonzero(mask), bias=True))
 
 
+def labelled(labels: np.ndarray, ids) -> np.ndarray:
+    """Where a label image holds one of these labels: np.isin, or a comparison for one label (a
+    blob is mostly one piece of ink), at a tenth of np.isin's cost."""
+    ids = list(ids)
+    return labels == ids[0] if len(ids) == 1 else np.isin(labels, ids)
+
+
 def touches_border(blob: Blob, shape: tuple[int, int]) -> bool:
     return blob.top == 0 or blob.left == 0 or blob.bottom == shape[0] or blob.right == shape[1]
 
@@ -739,12 +746,11 @@ def hugs_border(blob: Blob, labels: np.ndarray) -> bool:
     if not touches_border(blob, labels.shape):
         return False
     height, width = labels.shape
-    ids = list(blob.labels)
     across, down = blob.width / width, blob.height / height
     sides = ((blob.top == 0, labels[0], across, down), (blob.bottom == height, labels[-1], across, down),
              (blob.left == 0, labels[:, 0], down, across), (blob.right == width, labels[:, -1], down, across))
     # A side the blob does not reach, or spans less than BORDER_RUN of, it cannot run along.
-    return any(reaches and run >= BORDER_RUN and depth < BORDER_DEPTH and np.isin(side, ids).mean() >= BORDER_RUN
+    return any(reaches and run >= BORDER_RUN and depth < BORDER_DEPTH and labelled(side, blob.labels).mean() >= BORDER_RUN
                for reaches, side, run, depth in sides)
 
 
@@ -892,8 +898,8 @@ def comes_within(a: Blob, b: Blob, labels: np.ndarray, reach: int) -> bool:
 
     joined = a.join(b)
     region = labels[joined.top : joined.bottom, joined.left : joined.right]
-    near = ndi.binary_dilation(np.isin(region, list(a.labels)), iterations=max(reach, 1))
-    return bool((near & np.isin(region, list(b.labels))).any())
+    near = ndi.binary_dilation(labelled(region, a.labels), iterations=max(reach, 1))
+    return bool((near & labelled(region, b.labels)).any())
 
 
 def merge_parts(blobs: list[Blob], height: float, labels: np.ndarray) -> list[Blob]:
@@ -1024,7 +1030,7 @@ def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
     if not blobs:
         return []
     height = digit_height(blobs, labels)
-    kept = np.isin(labels, [label for b in blobs for label in b.labels])
+    kept = labelled(labels, [label for b in blobs for label in b.labels])
     unlined = remove_lines(kept, round(LINE * height), round(LINE * height))
     if unlined is not kept:
         labels, blobs = ink_blobs(unlined)
@@ -1046,7 +1052,7 @@ def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Dig
     pieces, apart = [], {}
     for blob in line:
         mask, box = np.zeros(labels.shape, bool), np.s_[blob.top : blob.bottom, blob.left : blob.right]
-        mask[box] = np.isin(labels[box], list(blob.labels))  # a blob's pixels lie in its box
+        mask[box] = labelled(labels[box], blob.labels)  # a blob's pixels lie in its box
         for piece in split_touching(blob, mask, height, digit_width):
             if piece.width >= MAYBE_TWO * piece.height and (cut := slanted_cut(piece, mask, height)):
                 region = np.s_[piece.top : piece.bottom, piece.left : piece.right]
@@ -1074,7 +1080,7 @@ def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray
     """The blobs that neither run along the page's border nor come near it or the background
     beyond the paper, nor are straight strokes beside them: what is left once a page edge, a band
     or a table goes, with its ragged bits and the shading along its edge."""
-    edges = off_paper | np.isin(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
+    edges = off_paper | labelled(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
     if not edges.any():
         return blobs
     near, beside = (_labels_near(edges, labels, share) for share in (EDGE_REACH, EDGE_STRIP))
@@ -1100,7 +1106,7 @@ def line_height(line: list[Blob]) -> float:
 def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
     """The blob's own ink (not a neighbour's overhang), cropped to its pixels and fit to 28x28."""
     region = np.s_[blob.top : blob.bottom, blob.left : blob.right]
-    return masked_digit(np.isin(labels[region], list(blob.labels)), ink[region], blob.top, blob.left)
+    return masked_digit(labelled(labels[region], blob.labels), ink[region], blob.top, blob.left)
 
 
 def masked_digit(mask: np.ndarray, ink: np.ndarray, top: int, left: int) -> Digit:
@@ -1160,8 +1166,8 @@ def percentile(values: np.ndarray, q: float) -> np.float64:
 def centre_of_mass(patch: np.ndarray) -> tuple[float, float]:
     """scipy.ndimage.center_of_mass(patch), summed as it sums, without its labelling machinery."""
     total = patch.sum()
-    rows, cols = np.ogrid[0 : patch.shape[0], 0 : patch.shape[1]]
-    return (patch * rows.astype(float)).sum() / total, (patch * cols.astype(float)).sum() / total
+    rows, cols = np.arange(patch.shape[0], dtype=float)[:, None], np.arange(patch.shape[1], dtype=float)
+    return (patch * rows).sum() / total, (patch * cols).sum() / total
 
 
 def centre_of_mass_frame(patch: np.ndarray) -> np.ndarray:
