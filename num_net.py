@@ -609,9 +609,9 @@ def ink_map(gray: np.ndarray, look: Look = FIRST_LOOK) -> tuple[np.ndarray, np.n
     slope = light_slope(gray, light, look.curved_light)
     if light:
         board = _opening(gray - slope, window) + slope
-        return np.clip(gray - board, 0, 1), 1 - board < OFF_PAPER * np.median(1 - board[::4, ::4])
+        return np.clip(gray - board, 0, 1), 1 - board < OFF_PAPER * median(1 - board[::4, ::4])
     paper = _closing(gray - slope, window) + slope
-    return np.clip(paper - gray, 0, 1), paper < OFF_PAPER * np.median(paper[::4, ::4])
+    return np.clip(paper - gray, 0, 1), paper < OFF_PAPER * median(paper[::4, ::4])
 
 
 def light_ink(gray: np.ndarray, window: int) -> bool:
@@ -619,7 +619,7 @@ def light_ink(gray: np.ndarray, window: int) -> bool:
     too, is nearer the darkest than the brightest pixel, and no wide bright paper is in view."""
     middle = (float(gray.min()) + float(gray.max())) / 2
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(gray[::4, ::4]) >= middle or np.median(border) >= middle:
+    if median(gray[::4, ::4]) >= middle or median(border) >= middle:
         return False
     # Opening the pixels above the middle is the same as opening the page and then thresholding
     # (a flat window commutes with a threshold), at a quarter of the memory.
@@ -633,7 +633,7 @@ def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarr
     fall-off and a lens's dark corners; neither is pulled by ink, a table or a band."""
     rows, cols, design = _light_terms(gray.shape)
     sample = gray[::4, ::4].ravel()
-    middle = np.median(sample)
+    middle = median(sample)
     paper = sample <= middle if light else sample >= middle  # the paper's side of the page to begin with
     for terms in (3, 3, 6) if curved else (3, 3):  # plane, plane, quadratic
         coef = least_squares(design[paper, :terms], sample[paper])
@@ -699,7 +699,7 @@ def pixel_noise(gray: np.ndarray) -> float:
     """The page's pixel noise (standard deviation), from neighbouring pixels' differences (every
     other row is plenty): robust, since strokes' edges are few among them."""
     steps = np.abs(np.diff(gray[::2], axis=1))
-    return float(1.4826 * np.median(steps) / np.sqrt(2)) if steps.size else 0.0
+    return float(1.4826 * median(steps) / np.sqrt(2)) if steps.size else 0.0
 
 
 def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
@@ -760,7 +760,7 @@ def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
     the largest of them."""
     pool = [b for b in blobs if not (b.straight and b.width > b.height) and not hugs_border(b, labels)] or blobs
     largest = max(b.area for b in pool)
-    return float(np.median([b.height for b in pool if b.area >= DIGIT_POOL * largest]))
+    return float(median([b.height for b in pool if b.area >= DIGIT_POOL * largest]))
 
 
 def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -1048,7 +1048,7 @@ def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Dig
     form one digit with carries that joined reading too, and each as wide as two digits that
     touch carries the reading of its two pieces (slanted_cut)."""
     height = line_height(line)
-    digit_width = float(np.median([b.width for b in line])) if len(line) >= 3 else None
+    digit_width = float(median([b.width for b in line])) if len(line) >= 3 else None
     pieces, apart = [], {}
     for blob in line:
         mask, box = np.zeros(labels.shape, bool), np.s_[blob.top : blob.bottom, blob.left : blob.right]
@@ -1100,7 +1100,7 @@ def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:
 
 
 def line_height(line: list[Blob]) -> float:
-    return float(np.median([b.height for b in line]))
+    return float(median([b.height for b in line]))
 
 
 def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
@@ -1150,6 +1150,17 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) ->
     patch = np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
     patch = np.clip(patch / max(patch.max(), 1), 0, 1)
     return centre_of_mass_frame(patch)
+
+
+def median(values) -> np.floating:
+    """np.median(values) (the two middle values' mean for an even count), by one partition without
+    the generic machinery: a page takes several medians, each cheap next to numpy's overhead."""
+    values = np.ravel(values)
+    half = values.size // 2
+    if values.size % 2:
+        return np.partition(values, half)[half]
+    part = np.partition(values, (half - 1, half))
+    return (part[half - 1] + part[half]) / 2
 
 
 def percentile(values: np.ndarray, q: float) -> np.float64:
@@ -2024,7 +2035,7 @@ def words_left_out(lines: list[list[Digit]], digit: np.ndarray) -> np.ndarray:
     where at least WORD_MARKS blobs, and half of them or more, read as no digit."""
     kept, start = digit.copy(), 0
     for line in lines:
-        height = float(np.median([d.box[1] - d.box[0] for d in line])) if line else 0.0
+        height = float(median([d.box[1] - d.box[0] for d in line])) if line else 0.0
         breaks = [n for n in range(1, len(line)) if line[n].box[2] - line[n - 1].box[3] > WORD_GAP * height]
         for first, end in itertools.pairwise([0, *breaks, len(line)]):
             run = slice(start + first, start + end)
@@ -2142,8 +2153,8 @@ def second_looks(reading: Reading) -> list[Look]:
         page = max(reading.size)
         heights = [d.box[1] - d.box[0] for d, p in zip(digits, reading.proba) if p.max() >= SURE_JOIN]
         strokes = [d.stroke for d, p in zip(digits, reading.proba) if is_digit(p)]
-        span = STROKE_SPAN * float(np.median(heights)) if heights else 0.0
-        stroke = STROKE_WINDOW * float(np.median(strokes)) if strokes else 0.0
+        span = STROKE_SPAN * float(median(heights)) if heights else 0.0
+        stroke = STROKE_WINDOW * float(median(strokes)) if strokes else 0.0
         floor = max(span, stroke) / page
     windows = {min(PAPER_WINDOW, max(window, floor)) for window in (NARROW_WINDOW, NARROW_WINDOW / 2)}
     return [Look(window, curved_light=True) for window in sorted(windows, reverse=True)]

@@ -81,7 +81,7 @@ def test_mean_stroke_width_counts_the_pixels_with_an_open_side_as_scipy_erodes()
     assert num_net.mean_stroke_width(np.ones((10, 4), bool)) == 2 * 40 / (40 - 8 * 2)
 
 
-def test_percentile_and_centre_of_mass_are_numpys_and_scipys():
+def test_median_percentile_and_centre_of_mass_are_numpys_and_scipys():
     from scipy import ndimage as ndi
 
     rng = np.random.default_rng(0)
@@ -91,6 +91,9 @@ def test_percentile_and_centre_of_mass_are_numpys_and_scipys():
             values = np.round(values * 5) / 5  # ties, as saturated ink gives
         for q in (num_net.SOLID_INK, 0, 50, 99.9, 100):
             assert num_net.percentile(values, q) == np.percentile(values, q)
+        assert num_net.median(values) == np.median(values) and num_net.median(values).dtype == np.float32
+        heights = rng.integers(0, 300, int(rng.integers(1, 9))).tolist()  # a line's digit heights
+        assert float(num_net.median(heights)) == float(np.median(heights))
         patch = rng.random(tuple(rng.integers(1, 21, 2)), dtype=np.float32) * (rng.random() > 0.1)
         if patch.sum() > 0:
             assert num_net.centre_of_mass(patch) == ndi.center_of_mass(patch)
