@@ -725,8 +725,13 @@ def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
 def squared_axes(mask: np.ndarray) -> np.ndarray:
     """A shape's squared axis lengths, shorter first, up to one factor: the eigenvalues of the
     covariance of its pixels' coordinates (what scikit-image's inertia_tensor_eigvals gives, at a
-    third of its cost: a page holds hundreds of blobs)."""
-    return np.linalg.eigvalsh(np.cov(np.nonzero(mask), bias=True))
+    third of its cost: a page holds hundreds of blobs), the covariance taken as np.cov(bias=True)
+    takes it, without its argument handling."""
+    coords = np.array(np.nonzero(mask), dtype=float)
+    coords -= coords.mean(axis=1)[:, None]
+    covariance = np.dot(coords, coords.T)
+    covariance *= np.true_divide(1, coords.shape[1])
+    return np.linalg.eigvalsh(covariance)
 
 
 def labelled(labels: np.ndarray, ids) -> np.ndarray:

@@ -106,6 +106,11 @@ def test_squared_axes_of_a_bar_are_its_sides_variances():
     np.testing.assert_allclose(num_net.squared_axes(bar.T), [(3**2 - 1) / 12, (30**2 - 1) / 12])
     slash = np.eye(30, dtype=bool)  # leaning 45 degrees: all its length on one axis
     np.testing.assert_allclose(num_net.squared_axes(slash), [0, 2 * (30**2 - 1) / 12], atol=1e-9)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # the covariance np.cov takes
+        mask = rng.random(tuple(rng.integers(2, 60, 2))) > rng.random()
+        if mask.sum() >= 2:
+            assert np.array_equal(num_net.squared_axes(mask), np.linalg.eigvalsh(np.cov(np.nonzero(mask), bias=True)))
 
 
 def test_a_second_look_takes_a_lamps_spot_and_dark_corners_for_paper():
