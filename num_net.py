@@ -64,7 +64,11 @@ from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
+# NumNet's own NumPy products are small (a batch of digits through a 784-128-128-10 network) and a
+# folder is read by a worker process per core: BLAS threads would only spin against the workers
+# (TensorFlow keeps its own threads). Set before NumPy loads its BLAS; a user's setting stands.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 
 ####################################################################################################
 # Constants ########################################################################################
