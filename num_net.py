@@ -841,8 +841,9 @@ def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: i
     ragged ink along their sides. Strokes that cross a line keep the pixels they share with it."""
     lines = np.zeros_like(mask)
     for axis, length in ((1, across), (0, down)):
-        if length >= mask.shape[axis]:
-            continue
+        inked = np.flatnonzero(mask.any(axis=1 - axis))  # where along `axis` there is ink at all
+        if length >= mask.shape[axis] or not inked.size or inked[-1] - inked[0] + 1 < length / 2:
+            continue  # no run this long fits in the page, or in the stretch the ink spans
         slack = _running(mask, 5, 1 - axis, np.maximum)  # a slightly slanted line: long runs too
         if slack.sum(axis=axis).max() < length / 2:  # no run this long, even with gaps: nothing to do
             continue
