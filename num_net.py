@@ -696,7 +696,9 @@ def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
     peaks = np.zeros(count + 1, np.float32)
     np.maximum.at(peaks, labels[box][inked[box]], ndi.uniform_filter(ink[box], 3)[inked[box]])
     kept = seeded & (peaks >= FAINT * peaks[seeded].max())
-    return ink >= np.where(kept, INK_CORE * peaks, np.inf)[labels]
+    mask = np.zeros_like(ink, bool)  # no ink outside the box round the inked pixels
+    mask[box] = ink[box] >= np.where(kept, INK_CORE * peaks, np.inf)[labels[box]]
+    return mask
 
 
 def pixel_noise(gray: np.ndarray) -> float:
@@ -712,17 +714,17 @@ def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
     from scipy import ndimage as ndi
 
     labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
-    areas = np.bincount(labels.ravel())
     blobs = []
     for label, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None or areas[label] < NOISE_BLOB:
+        pixels = labels[box] == label  # a piece's pixels lie in its box
+        area = int(pixels.sum())
+        if area < NOISE_BLOB:
             continue
         straight = False
-        if areas[label] >= 10:
-            minor, major = squared_axes(labels[box] == label)
+        if area >= 10:
+            minor, major = squared_axes(pixels)
             straight = bool(minor < STRAIGHT**2 * major)
-        blobs.append(Blob(frozenset([label]), box[0].start, box[0].stop, box[1].start, box[1].stop, int(areas[label]),
-                          straight))
+        blobs.append(Blob(frozenset([label]), box[0].start, box[0].stop, box[1].start, box[1].stop, area, straight))
     return labels, blobs
 
 
