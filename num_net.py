@@ -449,15 +449,18 @@ def decoded(source, name: str, max_pixels: int | None = None) -> np.ndarray:
                 raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels)")
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large photos are shrunk at once
             img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 img = flatten_alpha(img.convert("RGBA"))
             if img.mode in WIDE_MODES:  # a 16-bit scan at its own contrast: convert("L") would clip it
                 img = Image.fromarray(np.asarray(img, np.float32) / WIDE_MODES[img.mode])
-            else:
+            elif img.mode != "L":
                 img = img.convert("L")
-            img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-            return np.clip(np.asarray(img, np.float32) / (1.0 if img.mode == "F" else 255.0), 0, 1)
+            if max(img.size) > WORK_SIDE:
+                img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+            if img.mode == "F":
+                return np.clip(np.asarray(img, np.float32), 0, 1)
+            return np.asarray(img, np.float32) / 255.0  # in [0, 1] already
     except Image.DecompressionBombError as exc:
         raise UserError(f"{name}: image is too large to open safely ({exc})") from exc
     except UnidentifiedImageError as exc:

@@ -443,6 +443,16 @@ def test_a_16_bit_scan_is_read_at_its_own_contrast(tmp_path):
         assert results[0].get("digit") == 7, results[0]
 
 
+def test_a_phone_photo_is_turned_as_its_exif_orientation_says(tmp_path):
+    sideways = np.rot90((seven_page() * 255).astype(np.uint8))  # the camera held on its side...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... says the picture is to be turned a quarter clockwise
+    Image.fromarray(np.ascontiguousarray(sideways)).save(tmp_path / "photo.jpg", exif=exif.tobytes(), quality=95)
+    assert num_net.load_image(tmp_path / "photo.jpg").shape == seven_page().shape
+    results, _ = num_net.predict_files(num_net.load_reader(MODEL), [tmp_path / "photo.jpg"])
+    assert results[0].get("digit") == 7, results[0]
+
+
 def test_an_iphone_heic_photo_is_read(tmp_path):
     from pillow_heif import register_heif_opener
 
