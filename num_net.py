@@ -670,9 +670,31 @@ def _light_terms(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The coefficients that fit `design @ coef` to `values` best, by the normal equations (a few
-    columns: BLAS runs these products on one thread, at a fifth of einsum's time)."""
+    """The coefficients that fit `design @ coef` to `values` best, by the normal equations: two
+    small matrix products (a few columns), at a fifth of einsum's time."""
     return np.linalg.lstsq(design.T @ design, design.T @ values.astype(np.float64), rcond=None)[0]
+
+
+def median(values) -> np.floating:
+    """np.median(values) (the two middle values' mean for an even count), by one partition without
+    the generic machinery: a page takes several medians, each cheap next to numpy's overhead."""
+    values = np.ravel(values)
+    half = values.size // 2
+    if values.size % 2:
+        return np.partition(values, half)[half]
+    part = np.partition(values, (half - 1, half))
+    return (part[half - 1] + part[half]) / 2
+
+
+def percentile(values: np.ndarray, q: float) -> np.float64:
+    """np.percentile(values, q) of a 1-D float array (its linear method), by one partition without
+    the generic machinery, which cost a third of fitting a digit; a test checks it is the same."""
+    index = q / 100 * (values.size - 1)
+    below = int(index)
+    above = min(below + 1, values.size - 1)
+    part = np.partition(values, (below, above))
+    low, high, t = part[below], part[above], index - below
+    return high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t
 
 
 def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
@@ -764,8 +786,8 @@ def hugs_border(blob: Blob, labels: np.ndarray) -> bool:
     sides = ((blob.top == 0, labels[0], across, down), (blob.bottom == height, labels[-1], across, down),
              (blob.left == 0, labels[:, 0], down, across), (blob.right == width, labels[:, -1], down, across))
     # A side the blob does not reach, or spans less than BORDER_RUN of, it cannot run along.
-    return any(reaches and run >= BORDER_RUN and depth < BORDER_DEPTH and labelled(side, blob.labels).mean() >= BORDER_RUN
-               for reaches, side, run, depth in sides)
+    return any(reaches and run >= BORDER_RUN and depth < BORDER_DEPTH
+               and labelled(side, blob.labels).mean() >= BORDER_RUN for reaches, side, run, depth in sides)
 
 
 def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
@@ -1165,28 +1187,6 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) ->
     patch = np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
     patch = np.clip(patch / max(patch.max(), 1), 0, 1)
     return centre_of_mass_frame(patch)
-
-
-def median(values) -> np.floating:
-    """np.median(values) (the two middle values' mean for an even count), by one partition without
-    the generic machinery: a page takes several medians, each cheap next to numpy's overhead."""
-    values = np.ravel(values)
-    half = values.size // 2
-    if values.size % 2:
-        return np.partition(values, half)[half]
-    part = np.partition(values, (half - 1, half))
-    return (part[half - 1] + part[half]) / 2
-
-
-def percentile(values: np.ndarray, q: float) -> np.float64:
-    """np.percentile(values, q) of a 1-D float array (its linear method), by one partition without
-    the generic machinery, which cost a third of fitting a digit; a test checks it is the same."""
-    index = q / 100 * (values.size - 1)
-    below = int(index)
-    above = min(below + 1, values.size - 1)
-    part = np.partition(values, (below, above))
-    low, high, t = part[below], part[above], index - below
-    return high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t
 
 
 def centre_of_mass(patch: np.ndarray) -> tuple[float, float]:

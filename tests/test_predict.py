@@ -99,6 +99,12 @@ def test_median_percentile_and_centre_of_mass_are_numpys_and_scipys():
             assert num_net.centre_of_mass(patch) == ndi.center_of_mass(patch)
 
 
+def test_labelled_pixels_are_np_isins():
+    labels = np.random.default_rng(0).integers(0, 6, (30, 40))
+    for ids in ([], [3], frozenset([3]), [1, 4], {0, 2, 5}):
+        np.testing.assert_array_equal(num_net.labelled(labels, ids), np.isin(labels, list(ids)))
+
+
 def test_squared_axes_of_a_bar_are_its_sides_variances():
     bar = np.zeros((40, 50), bool)
     bar[5:8, 10:40] = True  # 3 pixels thick, 30 long, lying flat
