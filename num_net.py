@@ -804,17 +804,20 @@ def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
     return _running(_running(mask, length, axis, np.minimum), length, axis, np.maximum)
 
 
+def _mirrored(size: int) -> int:
+    """The origin of a mirrored window of `size`, as scipy's closings and openings dilate with
+    one: an even window starts a pixel later."""
+    return -1 if size % 2 == 0 else 0
+
+
 def _closing(image: np.ndarray, size: int) -> np.ndarray:
-    """scipy.ndimage.grey_closing(image, size=size): the dilation's window is mirrored, so an even
-    one starts a pixel later."""
-    shift = -1 if size % 2 == 0 else 0
-    return _square_running(_square_running(image, size, np.maximum, shift), size, np.minimum)
+    """scipy.ndimage.grey_closing(image, size=size)."""
+    return _square_running(_square_running(image, size, np.maximum, _mirrored(size)), size, np.minimum)
 
 
 def _opening(image: np.ndarray, size: int) -> np.ndarray:
     """scipy.ndimage.grey_opening(image, size=size)."""
-    shift = -1 if size % 2 == 0 else 0
-    return _square_running(_square_running(image, size, np.minimum), size, np.maximum, shift)
+    return _square_running(_square_running(image, size, np.minimum), size, np.maximum, _mirrored(size))
 
 
 def _square_running(image: np.ndarray, size: int, op, origin: int = 0) -> np.ndarray:
@@ -856,8 +859,7 @@ def _running_down(array: np.ndarray, size: int, op, origin: int = 0, fill=None) 
 def _closed_along(mask: np.ndarray, size: int, axis: int) -> np.ndarray:
     """scipy.ndimage.binary_closing(mask) by a line of `size` pixels along `axis`, by _running:
     beyond the page is no ink, as there."""
-    shift = -1 if size % 2 == 0 else 0
-    dilated = _running(mask, size, axis, np.maximum, shift, fill=False)
+    dilated = _running(mask, size, axis, np.maximum, _mirrored(size), fill=False)
     return _running(dilated, size, axis, np.minimum, fill=False)
 
 
