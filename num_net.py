@@ -44,7 +44,9 @@ import datetime
 import functools
 import gzip
 import hashlib
+import http
 import io
+import ipaddress
 import itertools
 import json
 import multiprocessing
@@ -127,6 +129,7 @@ NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a dig
 TTA_TILT = 8.0  # degrees: a digit written a little tilted either way, as read at test time
 NOT_DIGIT_CHECK = 600  # held-out non-digits made to measure the threshold by (100 of each kind)
 NOT_A_DIGIT = 0.25  # a blob whose likeliest digit is less probable than this is not a digit (README: how chosen)
+SURE_ANSWER = 0.5  # an answer less probable than even odds is shown as a guess: "not sure: 4? 27%"
 
 
 class UserError(Exception):
@@ -348,8 +351,11 @@ def normalize(images: np.ndarray) -> np.ndarray:
 # Preprocessing (your own images) ##################################################################
 ####################################################################################################
 
-HEIF_SUFFIXES = {".heic", ".heif"}  # read through the pillow-heif plugin
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", *HEIF_SUFFIXES}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
+# The only decoders Pillow may use, whatever a file's name or first bytes claim: each decodes in this
+# process. EPS, PS and PDF are handed to Ghostscript by Pillow, a program that runs what the file says.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "HEIF")  # JPEG includes phones' MPO
+DECODE_PIXELS = 100_000_000  # an image decoding to more pixels than this (after JPEG's reduced decode) is refused
 # Pillow's modes of more than 8 bits a pixel, and the value that is white in each.
 WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before any other work
@@ -430,43 +436,75 @@ SIDE_BY_SIDE = 0.75  # ... into two pieces each at least this share of its heigh
 
 
 def load_image(path: Path) -> np.ndarray:
-    """Open any image Pillow reads as grayscale floats in [0, 1] (1 = white), downscaled early."""
-    if path.suffix.lower() in HEIF_SUFFIXES:
-        from pillow_heif import register_heif_opener
+    """Open an image file as grayscale floats in [0, 1] (1 = white), downscaled early."""
+    if not path.is_file():  # a pipe or a device would block or never end: only regular files are read
+        raise UserError(f"{path}: not a regular file (a folder, a pipe or a device?)" if path.exists()
+                        else f"{path}: no such file")
+    return decoded(path, str(path), max_pixels=DECODE_PIXELS)
 
-        register_heif_opener()  # iPhones' HEIC photos
-    return decoded(path, str(path))
 
+@contextlib.contextmanager
+def opened_image(source, name: str):
+    """Pillow's image of a file or file-like object, opened only by the decoders in IMAGE_FORMATS
+    (no format that hands the file to another program, as EPS and PDF do), its Pillow warnings
+    kept quiet: NumNet says what is wrong in its own words."""
+    from PIL import Image, UnidentifiedImageError
 
-def decoded(source, name: str, max_pixels: int | None = None) -> np.ndarray:
-    """An image file or file-like object -> grayscale floats in [0, 1] (1 = white), at most
-    WORK_SIDE pixels a side; one larger than `max_pixels` is refused before it is decoded."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+    _register_heif()
+    Image.init()  # every plugin imported (none runs anything on import), so that each named format is known
     try:
-        with warnings.catch_warnings(), Image.open(source) as img:
-            if max_pixels and img.width * img.height > max_pixels:
-                raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels)")
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large photos are shrunk at once
-            img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
-            ImageOps.exif_transpose(img, in_place=True)
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                img = flatten_alpha(img.convert("RGBA"))
-            if img.mode in WIDE_MODES:  # a 16-bit scan at its own contrast: convert("L") would clip it
-                img = Image.fromarray(np.asarray(img, np.float32) / WIDE_MODES[img.mode])
-            elif img.mode != "L":
-                img = img.convert("L")
-            if max(img.size) > WORK_SIDE:
-                img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-            if img.mode == "F":
-                return np.clip(np.asarray(img, np.float32), 0, 1)
-            return np.asarray(img, np.float32) / 255.0  # in [0, 1] already
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and palette notes
+            with Image.open(source, formats=IMAGE_FORMATS) as img:
+                yield img
     except Image.DecompressionBombError as exc:
         raise UserError(f"{name}: image is too large to open safely ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise UserError(f"{name}: not a readable image (not in any image format Pillow knows)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"{name}: not a readable image (not PNG, JPEG, GIF, BMP, WebP, TIFF or HEIC)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UserError(f"{name}: not a readable image ({exc})") from exc
+
+
+@functools.cache
+def _register_heif() -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()  # iPhones' HEIC photos: decoded in-process by libheif
+
+
+def decoded(source, name: str, max_pixels: int = DECODE_PIXELS) -> np.ndarray:
+    """An image file or file-like object -> grayscale floats in [0, 1] (1 = white), at most
+    WORK_SIDE pixels a side. JPEGs decode at reduced size; an image that would still decode to
+    more than `max_pixels` is refused before it is decoded."""
+    with opened_image(source, name) as img:
+        img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
+        if img.width * img.height > max_pixels:
+            raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels; "
+                            f"the limit is {max_pixels / 1e6:.0f} megapixels)")
+        return _working_gray(img)
+
+
+def _working_gray(img) -> np.ndarray:
+    """A Pillow image -> grayscale floats in [0, 1], turned upright and shrunk to WORK_SIDE; a
+    large one is shrunk before any copy of it at full size in floats is made."""
+    from PIL import Image, ImageOps
+
+    ImageOps.exif_transpose(img, in_place=True)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        img = img if img.mode == "RGBA" else img.convert("RGBA")
+        if max(img.size) > WORK_SIDE:  # shrunk before its transparency is flattened
+            img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+        img = flatten_alpha(img)
+    white = WIDE_MODES.get(img.mode)
+    if white is not None:  # a 16-bit scan at its own contrast: convert("L") would clip it
+        img = img.convert("F")
+    elif img.mode != "L":
+        img = img.convert("L")
+    if max(img.size) > WORK_SIDE:
+        img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    if white is not None:
+        return np.clip(np.asarray(img, np.float32) / np.float32(white), 0, 1)
+    return np.asarray(img, np.float32) / 255.0  # in [0, 1] already
 
 
 def flatten_alpha(rgba):
@@ -1957,8 +1995,6 @@ def image_files(paths: Sequence[Path]) -> list[Path]:
 def read_digits(path: Path, look: Look = FIRST_LOOK) -> Reading:
     """Load and preprocess one file; a file that cannot be read is a Reading with its error."""
     try:
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
         return read_page(load_image(path), str(path), look)
     except UserError as exc:
         return Reading(str(path), error=str(exc))
@@ -2435,16 +2471,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
     A crash, Ctrl-C or full disk mid-write leaves the old file untouched and no temporary behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
         SAVED.append(path)
     except OSError as exc:  # disk full, permissions changed mid-run, ...
         raise UserError(f"{path}: could not write ({exc.strerror or exc}); the previous file is untouched") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # none was made where the folder could not be
+            tmp.unlink(missing_ok=True)
 
 
 def save_model(model, path: Path) -> None:
@@ -2526,8 +2563,36 @@ def show_image(image, title: str) -> None:
 def show_figures(plt) -> None:
     """Open the figures in windows when the backend can; never blocks or fails headless."""
     if plt.get_backend().lower() != "agg":
-        plt.show()
+        show_until_closed(plt)
     plt.close("all")
+
+
+def show_until_closed(plt) -> None:
+    """plt.show(), ended at once by Ctrl-C or SIGTERM as well as by closing the windows.
+
+    A GUI event loop holds Python's signal handlers back until it next runs Python code: a timer
+    runs some ten times a second, and a signal closes the windows; once the loop has returned, it
+    is raised where the run is, as at any other moment."""
+    caught: list[int] = []
+
+    def close_all(signum, frame):
+        caught.append(signum)
+        plt.close("all")
+
+    previous = {signum: signal.signal(signum, close_all) for signum in (signal.SIGINT, signal.SIGTERM)}
+    timers = [plt.figure(num).canvas.new_timer(interval=100) for num in plt.get_fignums()]
+    for timer in timers:
+        timer.add_callback(lambda: None)
+        timer.start()
+    try:
+        plt.show()
+    finally:
+        for timer in timers:
+            timer.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt if caught[0] == signal.SIGINT else Terminated
 
 
 def sample_with_mistakes(labels: np.ndarray, predicted: np.ndarray, count: int, mistakes: int) -> np.ndarray:
@@ -2704,7 +2769,9 @@ class DrawPad:
         self.canvas_image = self.ax_canvas.imshow(self.ink, cmap="gray", vmin=0, vmax=1)
         self.seen_image = self.ax_seen.imshow(np.zeros((IMAGE_SIZE, IMAGE_SIZE)), cmap="gray", vmin=0, vmax=255)
         self.bars = self.ax_bars.bar(range(NUM_CLASSES), self.proba, color="tab:blue")
-        self.answer = self.fig.text(0.93, 0.72, "", fontsize=40, ha="center", va="center", weight="bold")
+        self.answer = self.fig.text(0.93, 0.74, "", fontsize=40, ha="center", va="center", weight="bold")
+        self.sure = self.fig.text(0.93, 0.64, "", fontsize=12, ha="center", va="center")
+        self.bars_for = self.fig.text(0.76, 0.03, "", fontsize=10, ha="center", va="center")
         self.saved_text = self.fig.text(0.15, 0.03, "", fontsize=10, va="center")
         self._style_axes()
         self.clear_button = Button(self.fig.add_axes((0.02, 0.02, 0.1, 0.06)), "Clear")
@@ -2715,7 +2782,8 @@ class DrawPad:
             self.fig.canvas.mpl_connect(name, handler)
         # Blitting: a full redraw of the figure takes ~60 ms; repainting only the parts that change
         # keeps each update well under the 50 ms a mouse move may take.
-        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer, self.saved_text]
+        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer, self.sure, self.bars_for,
+                     self.saved_text]
         for artist in self.live:
             artist.set_animated(True)
         self.background = None
@@ -2758,9 +2826,13 @@ class DrawPad:
         for d, bar in enumerate(self.bars):
             bar.set_height(last[d])
             bar.set_color("tab:red" if len(self.proba) and d == last.argmax() else "tab:blue")
-        answer = self.reading() or "?"
-        self.answer.set_text(answer)
-        self.answer.set_fontsize(40 if len(answer) <= 4 else 18)  # "not a digit" fits beside the bars
+        self.bars_for.set_text(f"bars: digit {len(self.proba)} of {len(self.proba)} ({last.argmax()})"
+                               if len(self.proba) > 1 else "")
+        answer, sure = self.reading(), self.sureness()
+        self.answer.set_text(answer or "?")
+        self.answer.set_fontsize(40 if len(answer) <= 4 else 15)  # "not a digit" and "not sure" fit beside the bars
+        self.answer.set_weight("bold" if len(answer) <= 4 else "normal")
+        self.sure.set_text(sure)
         counts = "  ".join(f"{d}:{n}" for d, n in enumerate(self.saved))
         self.saved_text.set_text(f"saved in {self.save_dir} (press 0-9 to save): {counts}")
         self.blit()
@@ -2782,10 +2854,22 @@ class DrawPad:
         canvas.blit(self.fig.bbox)
 
     def reading(self) -> str:
-        """The digits drawn, as text; "not a digit" where nothing drawn reads as one."""
+        """The digits drawn, as text; "not a digit" where nothing drawn reads as one, and
+        "not sure: 4? 27%" where the network is less sure than even odds."""
         if len(self.proba) and not self.kept.any():
             return "not a digit"
-        return digits_text(zip(self.proba, self.kept))
+        text = digits_text(zip(self.proba, self.kept))
+        confidence = number_confidence(self.proba[self.kept]) if text else 1.0
+        return f"not sure:\n{text}? {confidence:.0%}" if confidence < SURE_ANSWER else text
+
+    def sureness(self) -> str:
+        """The line under the answer: how probable it is (a guess says so in the answer itself)."""
+        if not len(self.proba):
+            return ""
+        if not self.kept.any():
+            return f"at most {self.proba.max():.0%} for any digit"
+        confidence = number_confidence(self.proba[self.kept])
+        return f"{confidence:.0%} sure" if confidence >= SURE_ANSWER else ""
 
     def summary(self) -> str:
         """The one-line answer printed when a stroke ends."""
@@ -2793,7 +2877,7 @@ class DrawPad:
         if not len(kept):
             return "digit=none" if not len(self.proba) else f"digit=none (not a digit, {self.proba.max():.0%} at most)"
         key = "digit" if len(kept) == 1 else "number"
-        return f"{key}={self.reading()} confidence={number_confidence(kept):.3f}"
+        return f"{key}={digits_text(zip(self.proba, self.kept))} confidence={number_confidence(kept):.3f}"
 
     def tell(self, message: str) -> None:
         """A line in the window, where the saved counts are, and on stdout."""
@@ -2851,31 +2935,41 @@ class DrawPad:
 ####################################################################################################
 
 SERVE_BODY_LIMIT = 20 << 20  # uploads over 20 MB are refused (413) and read no further
-SERVE_PIXELS = 40_000_000  # an upload larger than this (a 40-megapixel photo) is not decoded
-SERVE_TIMEOUT = 20.0  # seconds a client may take to send its request: a slow or stuck one is dropped
+SERVE_PIXELS = 40_000_000  # an upload decoding to more pixels than this (a 40-megapixel PNG) is not decoded
+SERVE_DEADLINE = 20.0  # seconds a client has to send a whole request, headers and body: a slow or stuck one is dropped
+SERVE_CONNECTIONS = 64  # connections open at once (a classroom's phones twice over); more are answered 503
+SERVE_WORKERS = 2  # images decoded and read at once, by this many long-lived threads: one per core
 
 
 class NumNetHandler(BaseHTTPRequestHandler):
     """One request to `serve`. The page at /, readings at POST /api/predict, examples saved at
-    POST /api/examples?digit=D (counts at GET /api/examples); every error is JSON with a 4xx
-    status. Reading is exactly predict's: read_page and predicted, NumPy only."""
+    POST /api/examples?digit=D (counts at GET /api/examples). Only the server's own names are
+    answered and only its own page may post; every error is JSON with a 4xx or 5xx status. Reading
+    is exactly predict's: read_page and predicted, NumPy only."""
 
-    model = None  #: the NumPyNetwork every request reads with
-    save_dir: Path = DEFAULT_SAVE_DIR  #: where examples go, as draw saves them
-    timeout = SERVE_TIMEOUT  #: socket timeout while a request is read
+    server: NumNetServer
     server_version = "NumNet"
-    lock = threading.Lock()  #: one example saved at a time, so counts and names stay consistent
+    protocol_version = "HTTP/1.0"  #: one request a connection: each one's deadline is the connection's
+
+    def setup(self) -> None:
+        self.timeout = self.server.deadlines.seconds  # no single read waits longer than the whole request may
+        super().setup()
+        self.server.deadlines.start(self.connection)
 
     def do_GET(self) -> None:
+        if self.refused():
+            return
         path = urllib.parse.urlsplit(self.path).path
         if path == "/":
             self.answer(200, SERVE_PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/api/examples":
-            self.answer_json(200, {"counts": example_counts(self.save_dir)})
+            self.answer_json(200, {"counts": example_counts(self.server.save_dir)})
         else:
             self.answer_json(404, {"error": f"no such page: {one_line(path)[:100]}"})
 
     def do_POST(self) -> None:
+        if self.refused(posting=True):
+            return
         url = urllib.parse.urlsplit(self.path)
         try:
             if url.path == "/api/predict":
@@ -2894,30 +2988,56 @@ class NumNetHandler(BaseHTTPRequestHandler):
         self.answer_json(status, body)
 
     def refuse_method(self) -> None:
-        self.answer_json(405, {"error": f"{self.command} is not served here: GET / and POST /api/..."})
+        self.answer_json(405, {"error": f"{one_line(self.command)[:20]} is not served here: GET / and POST /api/..."})
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = refuse_method
+
+    def refused(self, posting: bool = False) -> bool:
+        """Answer 421 to a request for another name (DNS rebinding: an attacker's name that points
+        here) and 403 to a post from another site's page; say whether it was refused."""
+        host = self.headers.get("Host")
+        if host is not None and not self.server.answers_to(host):
+            self.answer_json(421, {"error": f"this server answers to its own names and addresses, not "
+                                            f"{one_line(host)[:100]!r}"})
+            return True
+        origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site", "same-origin")
+        if posting and ((origin is not None and origin.lower() != f"http://{host or ''}".lower())
+                        or site.lower() not in ("same-origin", "none")):
+            self.answer_json(403, {"error": "only NumNet's own page may send images and save examples here"})
+            return True
+        return False
 
     def body(self) -> bytes:
         """The request's body, read no further than SERVE_BODY_LIMIT."""
         length = self.headers.get("Content-Length")
-        if length is None or not length.strip().isdigit():
+        if length is None or not (length.isascii() and length.strip().isdigit() and len(length) <= 12):
             raise RequestError(411 if length is None else 400, "send the image as the body, with its Content-Length")
         if int(length) > SERVE_BODY_LIMIT:
-            self.close_connection = True  # the rest of the upload is never read
             raise RequestError(413, f"upload of {int(length):,} bytes refused: the limit is {SERVE_BODY_LIMIT // 2**20} MB")
-        return self.rfile.read(int(length))
+        data = self.rfile.read(int(length))
+        if len(data) < int(length):
+            raise ConnectionError("the client sent less than its Content-Length")
+        self.server.deadlines.done(self.connection)  # all of it is in: what is left is NumNet's work
+        return data
 
     def gray(self, data: bytes) -> np.ndarray:
         try:
             return decoded(io.BytesIO(data), "upload", max_pixels=SERVE_PIXELS)
         except UserError as exc:
-            raise RequestError(400, str(exc)) from exc
+            status = 415 if "not a readable image" in str(exc) else 400
+            raise RequestError(status, str(exc)) from exc
+
+    def read(self, data: bytes) -> tuple[np.ndarray, tuple[Reading, dict]]:
+        gray = self.gray(data)
+        return gray, read_array(self.server.model, gray, "upload")
+
+    def count_digits(self, data: bytes) -> tuple[np.ndarray, int]:
+        gray = self.gray(data)
+        return gray, digits_in_example(gray)
 
     def predict(self, data: bytes) -> dict:
         """predict's answer for one image, with the boxes (in the image's pixels) and the inputs."""
-        gray = self.gray(data)
-        reading, result = read_array(self.model, gray, "upload")
+        gray, (reading, result) = self.server.workers.submit(self.read, data).result()
         if "error" in result:
             raise RequestError(422, result["error"], {k: v for k, v in result.items() if k == "not_a_digit"})
         zoom = upload_scale(data, gray)
@@ -2933,25 +3053,38 @@ class NumNetHandler(BaseHTTPRequestHandler):
         digit = urllib.parse.parse_qs(query).get("digit", [""])
         if len(digit) != 1 or digit[0] not in DIGITS:
             raise RequestError(400, "name the example's digit: /api/examples?digit=D, D one of 0-9")
-        gray = self.gray(data)
-        found = digits_in_example(gray)
+        gray, found = self.server.workers.submit(self.count_digits, data).result()
         if found != 1:
             raise RequestError(422, f"the image holds {found} digits; an example holds one")
-        with self.lock:
+        with self.server.saving:
             try:
-                path = save_example_image(self.save_dir, digit[0], np.round(gray * 255).astype(np.uint8))
+                path = save_example_image(self.server.save_dir, digit[0], np.round(gray * 255).astype(np.uint8))
             except UserError as exc:
                 raise RequestError(507, str(exc)) from exc
-            return {"saved": f"{digit[0]}/{path.name}", "counts": example_counts(self.save_dir)}
+            return {"saved": f"{digit[0]}/{path.name}", "counts": example_counts(self.server.save_dir)}
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own errors (a bad request line, too many headers, an unknown
+        method) as JSON like every other answer, never its HTML page."""
+        if code == 501:  # a method the standard library has no do_ for (TRACE, PROPFIND)
+            code, message = 405, f"{one_line(self.command or '')[:20]} is not served here: GET / and POST /api/..."
+        if self.request_version == "HTTP/0.9":  # what a line it could not parse is taken for: no headers
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        self.answer_json(code, {"error": one_line(message or http.HTTPStatus(code).phrase)[:200]})
 
     def answer_json(self, status: int, body: dict) -> None:
         self.answer(status, json.dumps(body).encode(), "application/json")
 
     def answer(self, status: int, payload: bytes, kind: str) -> None:
+        self.server.deadlines.done(self.connection)
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")  # no other site frames the page
+        self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -2970,9 +3103,7 @@ class RequestError(Exception):
 
 def upload_scale(data: bytes, gray: np.ndarray) -> float:
     """How many of the uploaded image's pixels one working pixel is (large photos are shrunk)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
+    with opened_image(io.BytesIO(data), "upload") as img:
         return max(img.size) / max(gray.shape)
 
 
@@ -2984,26 +3115,112 @@ def png_data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-class NumNetServer(ThreadingHTTPServer):
-    """The standard library's threading server: a thread per request, enough for one person or a
-    classroom, with room for a classroom's connections arriving at once (the default queue is 5)."""
+class Deadlines:
+    """When each open connection must have sent its whole request; a watcher thread shuts down
+    the ones past it. A per-read timeout alone would keep a client sending a byte a second forever."""
 
-    request_queue_size = 64
+    def __init__(self, seconds: float):
+        self.seconds, self.due, self.lock = seconds, {}, threading.Lock()
+        self.stopped = threading.Event()
+        threading.Thread(target=self._watch, name="numnet-deadlines", daemon=True).start()
+
+    def start(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.due[connection] = time.monotonic() + self.seconds
+
+    def done(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.due.pop(connection, None)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(min(0.25, self.seconds / 4)):
+            now = time.monotonic()
+            with self.lock:
+                late = [c for c, due in self.due.items() if due <= now]
+                for connection in late:
+                    del self.due[connection]
+            for connection in late:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)  # its blocked read returns at once, empty
+
+
+class NumNetServer(ThreadingHTTPServer):
+    """The standard library's threading server, a thread per connection, with NumNet's limits:
+    SERVE_CONNECTIONS open at once, a whole request within the deadline, SERVE_WORKERS images
+    decoded and read at once, and only its own names answered. (A server library such as waitress drops
+    only idle connections, and writes its own plain-text errors: these limits are NumNet's.)"""
+
+    request_queue_size = SERVE_CONNECTIONS  # a classroom's connections arriving at once (the default is 5)
     daemon_threads = True  # Ctrl-C stops the server without waiting for a stuck client
+
+    def __init__(self, address, model, save_dir: Path, deadline: float = SERVE_DEADLINE):
+        self.model, self.save_dir = model, save_dir  #: the NumPyNetwork read with; where examples go
+        self.deadlines = Deadlines(deadline)
+        self.connections = threading.BoundedSemaphore(SERVE_CONNECTIONS)
+        # Images are decoded by a few long-lived threads, not each request's own: the C allocator
+        # keeps a thread's freed memory for that thread, and a new thread per upload would keep
+        # one large decode's worth each.
+        self.workers = concurrent.futures.ThreadPoolExecutor(SERVE_WORKERS, thread_name_prefix="numnet-read")
+        self.saving = threading.Lock()  #: one example saved at a time, so counts and names stay consistent
+        self.names = own_names(address[0])
+        super().__init__(address, NumNetHandler)  # binds, or closes itself (server_close) and raises
+
+    def answers_to(self, host: str) -> bool:
+        """Whether a Host header names this server: one of its names, or an IP address literal
+        (no DNS rebinding is done with a literal, and the server answers on its addresses)."""
+        name = host.strip().lower()
+        name = name[1:name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+        if name.rstrip(".") in self.names:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        bound = self.server_address[0]
+        return bound in ("0.0.0.0", "::", "") or address.is_loopback or str(address) == bound
+
+    def process_request(self, request, client_address) -> None:
+        if not self.connections.acquire(blocking=False):  # full: a short answer, and the thread is not made
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                body = b'{"error": "NumNet is busy: too many connections at once; try again"}'
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.deadlines.done(request)
+            self.connections.release()
 
     def handle_error(self, request, client_address) -> None:
         """A client that went away mid-answer: one line, not the standard library's traceback."""
         exc = sys.exc_info()[1]
         warn(f"a connection from {client_address[0]} ended early: {type(exc).__name__}: {first_line(exc)}")
 
+    def server_close(self) -> None:
+        self.deadlines.stop()
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        super().server_close()
 
-def make_server(model, host: str, port: int, save_dir: Path, timeout: float = SERVE_TIMEOUT) -> NumNetServer:
-    """A server for NumNet's page and API (not started)."""
-    from pillow_heif import register_heif_opener
 
-    register_heif_opener()  # photos from iPhones
-    handler = type("Handler", (NumNetHandler,), {"model": model, "save_dir": save_dir, "timeout": timeout})
-    return NumNetServer((host, port), handler)
+def own_names(host: str) -> set[str]:
+    """The names a browser may call this server by: localhost, the --host given, this machine's."""
+    machine = socket.gethostname().lower()
+    names = {"localhost", host.lower(), machine, f"{machine}.local"}  # .local: the name phones find by mDNS
+    return {name.rstrip(".") for name in names if name}
+
+
+def make_server(model, host: str, port: int, save_dir: Path, timeout: float = SERVE_DEADLINE) -> NumNetServer:
+    """A server for NumNet's page and API (not started); `timeout` is the whole request's deadline."""
+    return NumNetServer((host, port), model, save_dir, timeout)
 
 
 def lan_address() -> str | None:
@@ -3038,117 +3255,209 @@ def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
 
 
 SERVE_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="en">
+<head>
+<meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>NumNet</title>
 <style>
-body{font:16px system-ui,sans-serif;margin:0 auto;max-width:720px;padding:12px;color:#111;background:#fff}
-h1{font-size:1.3em;margin:.2em 0} h2{font-size:1.05em;margin:1em 0 .4em}
-#pad{width:min(92vw,340px);height:min(92vw,340px);border:2px solid #333;border-radius:6px;touch-action:none;background:#fff;display:block}
-.row{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start}
-#answer{font-size:3em;font-weight:bold;min-width:2ch}
-#bars{display:flex;gap:3px;align-items:flex-end;height:90px}
-#bars div{width:18px;background:#4a78c2;position:relative}
-#bars div.top{background:#d33}
-#bars span{position:absolute;bottom:-18px;width:100%;text-align:center;font-size:12px}
-.inputs img{width:42px;height:42px;image-rendering:pixelated;margin:2px;border:1px solid #999}
-button,select{font-size:1em;padding:.45em .8em;margin:2px}
-.card{border:1px solid #bbb;border-radius:6px;padding:8px;margin:8px 0}
-.card canvas{max-width:100%;height:auto}
-#counts{font-size:.9em;color:#333} .err{color:#b00}
-</style></head><body>
+  body { font: 16px system-ui, sans-serif; margin: 0 auto; max-width: 720px; padding: 12px; color: #111; background: #fff; }
+  h1 { font-size: 1.3em; margin: .2em 0; }
+  h2 { font-size: 1.05em; margin: 1em 0 .4em; }
+  #pad { width: min(92vw, 340px); height: min(92vw, 340px); border: 2px solid #333; border-radius: 6px;
+         touch-action:none; background: #fff; display: block; }
+  .row { display: flex; gap: 12px; flex-wrap: wrap; align-items: flex-start; }
+  #answer { font-size: 3em; font-weight: bold; min-width: 2ch; }
+  #answer.unsure { font-size: 1.4em; font-weight: normal; color: #a40; }
+  #sure { font-size: 1.1em; color: #333; min-height: 1.3em; }
+  #bars { display: flex; gap: 3px; align-items: flex-end; height: 90px; }
+  #bars div { width: 18px; background: #4a78c2; position: relative; }
+  #bars div.top { background: #d33; }
+  #bars span { position: absolute; bottom: -18px; width: 100%; text-align: center; font-size: 12px; }
+  #barsfor { font-size: .85em; color: #333; margin-top: 22px; }
+  .inputs img { width: 42px; height: 42px; image-rendering: pixelated; margin: 2px; border: 1px solid #999; }
+  button, select { font-size: 1em; padding: .45em .8em; margin: 2px; }
+  .card { border: 1px solid #bbb; border-radius: 6px; padding: 8px; margin: 8px 0; }
+  .card canvas { max-width: 100%; height: auto; }
+  .note { font-size: .9em; color: #333; }
+  .err { color: #b00; }
+</style>
+</head>
+<body>
 <h1>NumNet: draw a digit, or photograph a page</h1>
 <div class="row">
- <canvas id="pad" width="280" height="280"></canvas>
- <div><div id="answer">?</div><div id="bars"></div><div style="height:22px"></div>
-  <div class="inputs" id="seen"></div></div>
+  <canvas id="pad" width="280" height="280"></canvas>
+  <div>
+    <div id="answer">?</div>
+    <div id="sure"></div>
+    <div id="bars"></div>
+    <div id="barsfor"></div>
+    <div class="inputs" id="seen"></div>
+  </div>
 </div>
-<div><button id="clear">Clear</button>
- <label>Save as example of <select id="digit"></select></label> <button id="save">Save drawing</button>
- <div id="counts"></div></div>
+<div>
+  <button id="clear">Clear</button>
+  <label>Save as an example of <select id="digit"></select></label>
+  <button id="save">Save drawing</button>
+  <div id="counts" class="note"></div>
+</div>
 <h2>Photograph or upload a page</h2>
 <input type="file" id="photo" accept="image/*" capture="environment" multiple>
 <div id="photos"></div>
 <script>
-const pad = document.getElementById("pad"), ctx = pad.getContext("2d");
-const answer = document.getElementById("answer"), bars = document.getElementById("bars");
+const SURE = __SURE__;  // an answer less probable than this is a guess, shown as "not sure"
+const $ = id => document.getElementById(id);
+const pad = $("pad"), ctx = pad.getContext("2d");
 let drawing = false, last = null, pending = false, again = false, inked = false;
+
+// ---- the answer: a digit or number with its probability, "not sure" under SURE
+function percent(p) { return Math.round(100 * p) + "%"; }
+function answerText(body) {  // body: the API's answer (a digit, or a number with its digits)
+  const text = body.lines ? body.lines.join(" / ") : body.number !== undefined ? body.number : String(body.digit);
+  return body.confidence < SURE ? "not sure: " + text + "? " + percent(body.confidence) : text;
+}
+function showAnswer(text, sure, unsure) {
+  $("answer").textContent = text; $("answer").className = unsure ? "unsure" : "";
+  $("sure").textContent = sure;
+}
+
+// ---- the ten bars, for one digit of what was read
+for (let d = 0; d < 10; d++) {
+  const bar = document.createElement("div"); bar.innerHTML = "<span>" + d + "</span>"; $("bars").appendChild(bar);
+}
+function showBars(proba, caption) {
+  const top = proba ? proba.indexOf(Math.max(...proba)) : -1;
+  [...$("bars").children].forEach((bar, d) => {
+    bar.style.height = (proba ? 2 + 86 * proba[d] : 2) + "px"; bar.className = d === top ? "top" : "";
+  });
+  $("barsfor").textContent = caption || "";
+}
+function inputs(el, urls) {
+  el.innerHTML = ""; (urls || []).forEach(u => { const i = new Image(); i.src = u; el.appendChild(i); });
+}
+
+// ---- a digit chooser for saving examples: what was read, until the user picks another
+function chooser(select) {
+  select.innerHTML = "<option value=''>pick a digit</option>";
+  for (let d = 0; d < 10; d++) { const o = document.createElement("option"); o.textContent = d; select.appendChild(o); }
+  select.addEventListener("change", () => { select.dataset.picked = "1"; });
+  return select;
+}
+function suggest(select, digit) { if (!select.dataset.picked) select.value = digit === null ? "" : String(digit); }
+const digitChoice = chooser($("digit"));
+
+// ---- drawing
 function blank() { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); inked = false; }
 blank();
-for (let d = 0; d < 10; d++) {
-  const bar = document.createElement("div"); bar.innerHTML = "<span>" + d + "</span>"; bars.appendChild(bar);
-  const opt = document.createElement("option"); opt.textContent = d; document.getElementById("digit").appendChild(opt);
+function point(e) {
+  const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
 }
-function point(e) { const r = pad.getBoundingClientRect();
-  return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; }
-pad.addEventListener("pointerdown", e => { drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e); e.preventDefault(); });
+function stroke(e) {
+  const p = point(e);
+  ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
+  last = p; inked = true; read();
+}
+pad.addEventListener("pointerdown", e => {
+  drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e); e.preventDefault();
+});
 pad.addEventListener("pointermove", e => { if (drawing) { stroke(e); e.preventDefault(); } });
 ["pointerup", "pointercancel"].forEach(t => pad.addEventListener(t, () => { if (drawing) { drawing = false; read(); } }));
-function stroke(e) {
-  const p = point(e); ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = ctx.lineJoin = "round";
-  ctx.beginPath(); ctx.moveTo(last[0], last[1]); ctx.lineTo(p[0], p[1]); ctx.stroke(); last = p; inked = true; read();
-}
-function show(proba) {
-  const top = proba ? proba.indexOf(Math.max(...proba)) : -1;
-  [...bars.children].forEach((bar, d) => { bar.style.height = (proba ? 2 + 86 * proba[d] : 2) + "px";
-    bar.className = d === top ? "top" : ""; });
-}
-function inputs(el, urls) { el.innerHTML = ""; (urls || []).forEach(u => { const i = new Image(); i.src = u; el.appendChild(i); }); }
+
 async function post(url, blob) {
-  const r = await fetch(url, {method: "POST", body: blob}); return [r.status, await r.json()];
+  const r = await fetch(url, {method: "POST", body: blob});
+  return [r.status, await r.json()];
 }
 function canvasBlob() { return new Promise(ok => pad.toBlob(ok, "image/png")); }
+
 async function read() {  // one request at a time; strokes drawn meanwhile are read next
   if (pending) { again = true; return; }
   pending = true;
   try {
-    if (!inked) { answer.textContent = "?"; show(null); inputs(document.getElementById("seen"), []); return; }
+    if (!inked) {
+      showAnswer("?", "", false); showBars(null); inputs($("seen"), []); suggest(digitChoice, null); return;
+    }
     const [status, body] = await post("/api/predict", await canvasBlob());
     if (status === 200) {
-      answer.textContent = body.number !== undefined ? (body.lines ? body.lines.join(" / ") : body.number) : body.digit;
-      const d = body.digits ? body.digits[body.digits.length - 1] : body; show(d.probabilities);
-      inputs(document.getElementById("seen"), body.inputs);
+      const digits = body.digits || [body], shown = digits[digits.length - 1];
+      showAnswer(answerText(body), body.confidence < SURE ? "" : percent(body.confidence) + " sure",
+                 body.confidence < SURE);
+      showBars(shown.probabilities, digits.length > 1 ?
+               "bars: digit " + digits.length + " of " + digits.length + " (" + shown.digit + ")" : "");
+      inputs($("seen"), body.inputs);
+      suggest(digitChoice, digits.length === 1 ? body.digit : null);
+    } else if (body.not_a_digit) {
+      const guess = body.not_a_digit[0];
+      showAnswer("not a digit", "at most " + guess.digit + "? " + percent(guess.confidence), true);
+      showBars(guess.probabilities); inputs($("seen"), []); suggest(digitChoice, null);
     } else {
-      answer.textContent = body.not_a_digit ? "not a digit" : "?";
-      show(body.not_a_digit ? body.not_a_digit[0].probabilities : null); inputs(document.getElementById("seen"), []);
+      showAnswer("?", body.error, true); showBars(null); inputs($("seen"), []);
     }
-    answer.dataset.ready = "1";
-  } finally { pending = false; if (again) { again = false; read(); } }
+    $("answer").dataset.ready = "1";
+  } finally {
+    pending = false; if (again) { again = false; read(); }
+  }
 }
-document.getElementById("clear").onclick = () => { blank(); read(); };
-async function saveExample(blob) {
-  const d = document.getElementById("digit").value;
-  const [status, body] = await post("/api/examples?digit=" + d, blob);
-  const counts = document.getElementById("counts");
-  if (status === 200) { counts.textContent = "saved " + body.saved + "; examples per digit: " + countText(body.counts); }
-  else { counts.innerHTML = "<span class=err></span>"; counts.firstChild.textContent = body.error; }
-}
+
+// ---- saving examples: the chosen digit, the answer shown where the user pressed
 function countText(c) { return Object.entries(c).map(([d, n]) => d + ":" + n).join(" "); }
-document.getElementById("save").onclick = async () => { await saveExample(await canvasBlob()); blank(); read(); };
-fetch("/api/examples").then(r => r.json()).then(b => { document.getElementById("counts").textContent = "examples per digit: " + countText(b.counts); });
-document.getElementById("photo").addEventListener("change", async e => {
+async function saveExample(blob, select, where) {
+  const d = select.value;
+  if (d === "") { where.innerHTML = "<span class=err>pick the digit it is first</span>"; return false; }
+  const [status, body] = await post("/api/examples?digit=" + d, blob);
+  if (status === 200) { where.textContent = "saved " + body.saved + "; examples per digit: " + countText(body.counts); }
+  else { where.innerHTML = "<span class=err></span>"; where.firstChild.textContent = body.error; }
+  return status === 200;
+}
+$("clear").onclick = () => { blank(); delete digitChoice.dataset.picked; read(); };
+$("save").onclick = async () => {
+  if (await saveExample(await canvasBlob(), digitChoice, $("counts"))) {
+    blank(); delete digitChoice.dataset.picked; read();
+  }
+};
+fetch("/api/examples").then(r => r.json()).then(b => { $("counts").textContent = "examples per digit: " + countText(b.counts); });
+
+// ---- photos: each in a card with its boxes, its digits and, for one digit, a save button
+$("photo").addEventListener("change", async e => {
   for (const file of e.target.files) {
-    const card = document.createElement("div"); card.className = "card"; document.getElementById("photos").prepend(card);
+    const card = document.createElement("div"); card.className = "card"; $("photos").prepend(card);
     const title = document.createElement("div"); title.textContent = file.name + ": reading..."; card.appendChild(title);
     const [status, body] = await post("/api/predict", file);
     if (status !== 200) { title.textContent = file.name + ": " + body.error; title.className = "err result"; continue; }
+    const answers = body.digits || [body];
     title.className = "result"; title.dataset.number = body.number !== undefined ? body.number : body.digit;
-    title.textContent = file.name + ": " + (body.lines ? "lines " + body.lines.join(" / ") : body.number !== undefined ? "number " + body.number : body.digit);
+    title.textContent = file.name + ": " + (body.digits ? "number " : "") + answerText(body)
+      + (body.confidence < SURE ? "" : " (" + percent(body.confidence) + ")")
+      + (body.digits ? "; digits " + answers.map(a => a.digit + " " + percent(a.confidence)).join(", ") : "");
     const img = await createImageBitmap(file), canvas = document.createElement("canvas");
-    canvas.width = img.width; canvas.height = img.height; const c = canvas.getContext("2d"); c.drawImage(img, 0, 0);
-    const w = Math.max(2, img.width / 300), answers = body.digits || [body];
+    canvas.width = img.width; canvas.height = img.height;
+    const c = canvas.getContext("2d"); c.drawImage(img, 0, 0);
+    const w = Math.max(2, img.width / 300);
     c.lineWidth = w; c.font = (12 * w) + "px sans-serif";
-    body.boxes.forEach((b, k) => { c.strokeStyle = c.fillStyle = "#d22"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]);
-      c.fillText(answers[k].digit, b[2], Math.max(12 * w, b[0] - 2)); });
+    body.boxes.forEach((b, k) => {
+      c.strokeStyle = c.fillStyle = "#d22"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]);
+      c.fillText(answers[k].digit, b[2], Math.max(12 * w, b[0] - 2));
+    });
     (body.ignored_boxes || []).forEach(b => { c.strokeStyle = "#999"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]); });
-    card.appendChild(canvas); const seen = document.createElement("div"); seen.className = "inputs"; card.appendChild(seen); inputs(seen, body.inputs);
-    if (body.boxes.length === 1) { const save = document.createElement("button"); save.textContent = "Save as example";
-      save.onclick = () => saveExample(file); card.appendChild(save); }
+    card.appendChild(canvas);
+    const seen = document.createElement("div"); seen.className = "inputs"; card.appendChild(seen); inputs(seen, body.inputs);
+    if (body.boxes.length === 1) {
+      const row = document.createElement("div"), label = document.createElement("label");
+      const select = chooser(document.createElement("select")); suggest(select, body.digit);
+      const save = document.createElement("button"), said = document.createElement("div");
+      label.textContent = "Save as an example of "; label.appendChild(select);
+      save.textContent = "Save"; said.className = "note saved";
+      save.onclick = () => saveExample(file, select, said);
+      row.append(label, save, said); card.appendChild(row);
+    }
   }
   e.target.value = "";
 });
-</script></body></html>
-"""
+</script>
+</body>
+</html>
+""".replace("__SURE__", str(SURE_ANSWER))
 
 
 ####################################################################################################
@@ -3408,7 +3717,7 @@ def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
         raise UserError("draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
                         "install Tk or PySide6, or set MPLBACKEND")
     pad = DrawPad(plt, load_reader(run.model), save_dir=save_dir)
-    plt.show()
+    show_until_closed(plt)
     plt.close(pad.fig)
     return 0
 
