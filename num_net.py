@@ -115,8 +115,9 @@ IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # images (3 dims), labels (1 dim); u
 PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
 SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
 SHEET_COLUMNS = 4  # predict.png lays its pages out this many across: a picture taken in at once
-SHEET_INPUT = 40  # each 28x28 input is drawn this many pixels a side, 8 to a row, two rows at most
-SHEET_INPUTS_PER_ROW = 8
+SHEET_INPUT = 52  # each 28x28 input is drawn this many pixels a side, 6 to a row, two rows at most
+SHEET_INPUTS_PER_ROW = 6
+SHEET_CAPTION = 14  # the font size of each input's caption: digits about 10 pixels tall
 PREDICT_CHUNK = 256  # predict prints its results this many files at a time
 PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
 # The most a .keras member may inflate to: NumNet's config.json is about 3 KB and its weights
@@ -125,6 +126,7 @@ MODEL_MEMBER_LIMITS = {"config.json": 1 << 20, "metadata.json": 1 << 20, "model.
 NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images
 NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
 NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
+STYLE_SHARE = 0.0  # digits in the world's styles added to training, as a share of the training images
 NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a digit's (Hendrycks et al.)
 TTA_TILT = 8.0  # degrees: a digit written a little tilted either way, as read at test time
 NOT_DIGIT_CHECK = 600  # held-out non-digits made to measure the threshold by (100 of each kind)
@@ -159,6 +161,7 @@ class TrainConfig:
     bolder: float = 0.15  # fraction of images with thicker strokes
     thinner: float = 0.15  # fraction of images with thinner strokes
     non_digits: float = NOT_DIGIT_SHARE  # non-digits added, as a share of the training images
+    styles: float = STYLE_SHARE  # digits drawn in the styles MNIST lacks (WORLD_STYLES), as a share of them
 
 
 # The batch size a run of at least this many epochs takes when none is given, longest runs first.
@@ -1219,14 +1222,22 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) ->
     if width_in_box < TARGET_STROKE * 0.75:
         # Thicken at 3x the final size, where one filter step is a third of a final pixel.
         mid = 3 * DIGIT_BOX / max(ink.shape)
-        img = img.resize((max(1, round(img.width * mid)), max(1, round(img.height * mid))), Image.Resampling.BOX)
+        img = _resized(img, (max(1, round(img.width * mid)), max(1, round(img.height * mid))), Image.Resampling.BOX)
         steps = int(np.clip(round((TARGET_STROKE - width_in_box) * 3 / 2), 1, 4))
         for _ in range(steps):
             img = img.filter(ImageFilter.MaxFilter(3))
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
-    patch = np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    patch = np.asarray(_resized(img, size, Image.Resampling.LANCZOS), dtype=np.float32)
     patch = np.clip(patch / max(patch.max(), 1), 0, 1)
     return centre_of_mass_frame(patch)
+
+
+def _resized(img, size: tuple[int, int], resample):
+    """Pillow's resize as its two passes, across and then down: the pixels do not depend on which
+    order a Pillow version picks (13 goes down first for tall shapes)."""
+    if img.width != size[0]:
+        img = img.resize((size[0], img.height), resample)
+    return img.resize(size, resample) if img.height != size[1] else img
 
 
 def centre_of_mass(patch: np.ndarray) -> tuple[float, float]:
@@ -1624,6 +1635,83 @@ def _page_mark(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
+def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, steps: int = 14) -> list:
+    """Points along an ellipse's arc, angles in turns (0 = right, 0.25 = down), as a pen draws it."""
+    turns = np.linspace(start, end, steps) * 2 * np.pi
+    return [(cx + rx * np.cos(t), cy + ry * np.sin(t)) for t in turns]
+
+
+def _continental_one(rng: np.random.Generator) -> list:
+    """A 1 with a long up-stroke (flag) and no foot: how most of Europe, Russia and Latin America
+    write it, and what MNIST's American 1s (a bare stroke) do not show."""
+    flag = (rng.uniform(0.0, 0.25), rng.uniform(0.25, 0.5))
+    return [[flag, (0.75, 0.0), (0.7, 1.0)]]
+
+
+def _footed_one(rng: np.random.Generator) -> list:
+    """A flagged 1 standing on a foot: taught in Germany, Russia and many school hands."""
+    return [*_continental_one(rng), [(0.35, 1.0), (1.0, 1.0)]]
+
+
+def _crossed_seven(rng: np.random.Generator) -> list:
+    """A 7 with a bar across its stem: continental Europe, Russia, and engineers everywhere."""
+    bar = rng.uniform(0.45, 0.6)
+    return [[(0.0, 0.05), (1.0, 0.0), (0.35, 1.0)], [(0.25, bar), (0.95, bar)]]
+
+
+def _closed_four(rng: np.random.Generator) -> list:
+    """A 4 whose top is closed, a triangle on its stem, as type prints it and many adults write."""
+    cross = rng.uniform(0.6, 0.72)
+    return [[(0.7, 1.0), (0.7, 0.0), (0.0, cross), (1.0, cross)]]
+
+
+def _straight_nine(rng: np.random.Generator) -> list:
+    """A 9 as a loop on a straight upright stem: the printed 9 of most school hands."""
+    r = rng.uniform(0.26, 0.32)
+    return [[*_arc(0.5, r, 0.45, r, 0.0, -1.0), (0.95, r), (0.92, 1.0)]]
+
+
+def _looped_two(rng: np.random.Generator) -> list:
+    """A 2 with a small loop where its diagonal meets the base: common in European and older hands."""
+    loop = rng.uniform(0.08, 0.14)
+    return [[*_arc(0.5, 0.28, 0.45, 0.28, 0.55, 1.05, 10), (0.2, 0.9), (0.2 - loop, 1.0 - loop),
+             (0.15, 0.85), (0.3, 1.0), (1.0, 1.0)]]
+
+
+# Digits in the styles MNIST (US Census staff and high-school students) barely has, as pen strokes
+# in a unit box (x right, y down); each label's function says which hands write it so.
+WORLD_STYLES = {"continental_one": (1, _continental_one), "footed_one": (1, _footed_one),
+                "crossed_seven": (7, _crossed_seven), "closed_four": (4, _closed_four),
+                "straight_nine": (9, _straight_nine), "looped_two": (2, _looped_two)}
+
+
+def style_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` 28x28 uint8 digits in WORLD_STYLES, an equal share of each, drawn with a jittered pen
+    at a random width, slant and stroke, then framed as predict frames a blob; and their labels."""
+    rng = np.random.default_rng([seed % 2**32, 2])  # its own stream: the non-digits' are 0 and 1
+    styles = list(WORLD_STYLES.values())
+    images, labels = [], []
+    for n in range(count):
+        label, strokes = styles[n % len(styles)]
+        while (framed := _framed(_pen_digit(rng, strokes(rng)))) is None:
+            pass
+        images.append(framed)
+        labels.append(label)
+    return np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(labels, np.int64)
+
+
+def _pen_digit(rng: np.random.Generator, strokes: list) -> np.ndarray:
+    """Strokes drawn with a pen: a hand's width, height and slant, each point moved a little."""
+    img, draw = _canvas()
+    width, height, slant = rng.uniform(0.45, 0.8) * 48, rng.uniform(40, 52), rng.uniform(-0.1, 0.35)
+    pen = int(rng.integers(3, 7))
+    for points in strokes:
+        moved = [(10 + (x + rng.normal(0, 0.03)) * width + (1 - y) * slant * height,
+                  6 + (y + rng.normal(0, 0.03)) * height) for x, y in points]
+        draw.line(moved, fill=255, width=pen, joint="curve")
+    return np.asarray(img)
+
+
 def training_non_digits(cfg: TrainConfig, sources: np.ndarray, fit_images: int) -> np.ndarray:
     """The non-digits a training run on `fit_images` images adds (cfg.non_digits of them in all,
     each made once), cut and paired from `sources`: the first NOT_DIGIT_SOURCES of the training
@@ -1632,6 +1720,11 @@ def training_non_digits(cfg: TrainConfig, sources: np.ndarray, fit_images: int) 
     if not count:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     return non_digits(count, sources[:NOT_DIGIT_SOURCES], cfg.seed)[0]
+
+
+def training_styles(cfg: TrainConfig, fit_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The digits in the world's styles a training run on `fit_images` images adds (cfg.styles of them)."""
+    return style_digits(round(cfg.styles * fit_images), cfg.seed)
 
 
 def flat_on_non_digits(y_true, y_pred):
@@ -1802,12 +1895,14 @@ def throughput_meter(samples_per_epoch: int):
 
 
 def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2,
-          extra: tuple[np.ndarray, np.ndarray] | None = None, made: np.ndarray | None = None) -> dict:
+          extra: tuple[np.ndarray, np.ndarray] | None = None, made: np.ndarray | None = None,
+          styled: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Fit `model` on normalized images with Adam, a warmup+cosine schedule and writer-style
     augmentation, the recipe fitted to the run's length (for_length, returned as "config").
     `extra` (your own examples, normalized) joins the training part, repeated so that it makes up
     EXTRA_SHARE of it: a few dozen examples matter against 54,000, and are augmented too. The
-    non-digits are `made` (by training_non_digits, on the same digits) or made here."""
+    non-digits are `made` (by training_non_digits, on the same digits) or made here, and so are
+    the digits in the world's styles, `styled` (by training_styles)."""
     keras = import_keras()
     import tensorflow as tf
 
@@ -1815,6 +1910,11 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
     (x_fit, y_fit), (x_val, y_val) = split_validation(x, y, cfg.validation_split)
     if made is None:
         made = training_non_digits(cfg, np.round(x_fit[:NOT_DIGIT_SOURCES] * 255).astype(np.uint8), len(x_fit))
+    if styled is None:
+        styled = training_styles(cfg, len(x_fit))
+    if len(styled[0]):
+        x_fit = np.concatenate([x_fit, normalize(styled[0])])
+        y_fit = np.concatenate([y_fit.astype(np.int64), styled[1]])
     repeats = 0
     if extra is not None:
         repeats = max(1, round(EXTRA_SHARE * len(x_fit) / len(extra[0])))
@@ -1864,6 +1964,7 @@ def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 
         "config": cfg,
         "extra_repeats": repeats,
         "non_digits": len(made),
+        "styled": len(styled[0]),
     }
 
 
@@ -2423,7 +2524,8 @@ def score_folder(model, folder: Path, out_dir: Path, figure: str) -> dict:
     wrong = [reading for reading, ok in zip(readings, right) if not ok and reading.error is None]  # misread, not blank
     if wrong:
         score["mistakes_figure"] = figure
-        save_image(predict_sheet(wrong), out_dir / score["mistakes_figure"])
+        truth = {str(path): label for path, label in files}
+        save_image(predict_sheet(wrong, len(wrong), truth), out_dir / score["mistakes_figure"])
     return score
 
 
@@ -2485,8 +2587,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def save_model(model, path: Path) -> None:
+    """Save the network alone, its layers and weights: no compile config, which would name
+    NumNet's own training loss and metrics, so that plain `keras.models.load_model` loads it."""
+    network = type(model).from_config(model.get_config())  # the layers alone, uncompiled
+    network.set_weights(model.get_weights())
     with atomic_path(path) as tmp:
-        model.save(tmp)
+        network.save(tmp)
 
 
 def save_new_model(model, path: Path) -> str:
@@ -2684,22 +2790,30 @@ def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, co
     return fig
 
 
-def predict_sheet(readings: list[Reading], count: int = PREDICT_SHOWN):
+def predict_sheet(readings: list[Reading], total: int | None = None, truth: dict[str, str] | None = None):
     """predict.png, drawn with Pillow: pages in a grid of up to SHEET_COLUMNS, each with its name
-    and what was read, the original with a red box and the answer on every digit read (grey and
-    crossed out where a blob reads as no digit and was ignored; a small original scaled up by whole
-    steps, pixels visible), and under it the 28x28 images the network saw, with its answers."""
+    and what was read (and the true label, where `truth` gives it), the original with a red box and
+    the answer on every digit read (grey and crossed out where a blob reads as no digit and was
+    ignored; a small original scaled up by whole steps, pixels visible), and under it the 28x28
+    images the network saw, with its answers. Where `total` images were read and fewer are
+    shown, a line above says so."""
     from PIL import Image, ImageDraw, ImageFont
 
-    shown = [r for r in readings if r.error is None][:count]
-    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=10)
+    shown = [r for r in readings if r.error is None][:PREDICT_SHOWN]
+    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=SHEET_CAPTION)
     columns = max(1, min(SHEET_COLUMNS, len(shown)))
-    cell_w, cell_h = SHEET_PAGE[0] + 20, 22 + SHEET_PAGE[1] + 8 + 2 * SHEET_INPUT + 24
-    sheet = Image.new("RGB", (columns * cell_w + 10, -(-len(shown) // columns) * cell_h + 10), "white")
+    row_h = SHEET_INPUT + SHEET_CAPTION + 2
+    cell_w, cell_h = SHEET_PAGE[0] + 20, 22 + SHEET_PAGE[1] + 8 + 2 * row_h + 8
+    header = 24 if total is not None and total > len(shown) else 0
+    sheet = Image.new("RGB", (columns * cell_w + 10, header + -(-len(shown) // columns) * cell_h + 10), "white")
     draw = ImageDraw.Draw(sheet)
+    if header:
+        draw.text((10, 4), f"the first {len(shown)} of {total} images read", fill="black", font=font)
     for n, reading in enumerate(shown):
-        left, top = 10 + (n % columns) * cell_w, 5 + (n // columns) * cell_h
+        left, top = 10 + (n % columns) * cell_w, header + 5 + (n // columns) * cell_h
         text = " / ".join(line_numbers(reading.lines, reading.proba, reading.kept)) or "no digit"
+        if truth is not None:
+            text = f"true {truth[reading.file]}, read {text}"
         where = Path(reading.file)
         draw.text((left, top), f"{where.parent.name}/{where.name}: {text}"[-44:], fill="black", font=font)
         page, zoom = sheet_page(reading)
@@ -2707,10 +2821,10 @@ def predict_sheet(readings: list[Reading], count: int = PREDICT_SHOWN):
         digits = reading.digits[: 2 * SHEET_INPUTS_PER_ROW]
         for k, (digit, proba, kept) in enumerate(zip(digits, reading.proba, reading.kept)):
             x = left + (k % SHEET_INPUTS_PER_ROW) * SHEET_INPUT
-            y = top + 30 + SHEET_PAGE[1] + (k // SHEET_INPUTS_PER_ROW) * (SHEET_INPUT + 12)
+            y = top + 30 + SHEET_PAGE[1] + (k // SHEET_INPUTS_PER_ROW) * row_h
             sheet.paste(Image.fromarray(digit.image).resize((SHEET_INPUT - 4, SHEET_INPUT - 4), Image.Resampling.NEAREST), (x, y))
             label = f"{int(proba.argmax())} {proba.max():.0%}" if kept else "none"
-            draw.text((x, y + SHEET_INPUT - 4), label, fill="black", font=small)
+            draw.text((x, y + SHEET_INPUT - 3), label, fill="black", font=small)
     return sheet
 
 
@@ -3504,13 +3618,13 @@ def saved_list(out_dir: Path, names: Sequence[str]) -> str:
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
-    """Create `folder` if needed and make sure files can be written in it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot create the {what} folder ({exc.strerror or exc})") from exc
+    """Make sure files can be written in `folder`, without creating it: the first file written
+    makes it, so that a run that fails before writing anything leaves no empty folder behind."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"{folder}: cannot create the {what} folder: {existing} is a file, not a folder")
     try:  # a real write: permission bits say nothing for root or read-only mounts
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise UserError(f"{folder}: the {what} folder is not writable ({exc.strerror or exc})") from exc
@@ -3561,6 +3675,7 @@ def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: Run
         "non_digits": {"images": fit["non_digits"], "repeats": NOT_DIGIT_REPEATS, "kinds": list(NOT_DIGIT_KINDS),
                        "weight": NOT_DIGIT_WEIGHT,
                        "letters": LETTERS, "fonts": list(LETTER_FONTS)},
+        "styles": {"share": fit["config"].styles, "images": fit["styled"], "kinds": list(WORLD_STYLES)},
         "model": str(run.model),
         **library_versions(),
         "history": fit["history"],
@@ -3576,12 +3691,13 @@ def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = 
     # this one imports TensorFlow: 2.4 s saved.
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_start(), initializer=worker_setup) as pool:
         made = pool.submit(training_non_digits, cfg, fit_digits[:NOT_DIGIT_SOURCES], len(fit_digits))
+        styled = pool.submit(training_styles, cfg, len(fit_digits))
         check = pool.submit(non_digits, NOT_DIGIT_CHECK, ds.x_test, seed=0, held_out=True)
         import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
         model = build_model()
-        made, check = made.result(), check.result()
+        made, styled, check = made.result(), styled.result(), check.result()
     fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2,
-                extra=extra and (normalize(extra[0]), extra[1]), made=made)
+                extra=extra and (normalize(extra[0]), extra[1]), made=made, styled=styled)
     model_saved = save_new_model(model, run.model)
     plt = pyplot(run.show)
     save_figure(plot_history(plt, fit["history"]), run.out_dir / HISTORY)
@@ -3591,7 +3707,10 @@ def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = 
     save_json(metrics, run.out_dir / METRICS)
     val = "n/a" if metrics["val_accuracy"] is None else f"{metrics['val_accuracy']:.2%}"
     print(
-        f"train accuracy {metrics['train_accuracy']:.2%} | validation {val} | "
+        # Keras's epoch lines score the restyled training batches, non-digits included; this is the
+        # training digits as given, read as the test set is: two figures, two names.
+        f"training digits as given {metrics['train_accuracy']:.2%} (the epoch lines' accuracy is on restyled "
+        f"batches) | validation {val} | "
         f"test {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f})\n"
         f"trained {plural(cfg.epochs, 'epoch')} in {metrics['train_seconds']:.1f} s, "
         f"{metrics['samples_per_second']:,} samples/s\n"
@@ -3652,7 +3771,7 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
     files = image_files(paths)
     if not files:
         raise UserError(f"{', '.join(map(str, paths))}: no image files found")
-    shown, failed, done = [], False, 0
+    shown, failed, done, readable = [], False, 0, 0
     progress = Progress(len(files)) if sys.stderr.isatty() else None
     if as_json:
         print("[", end="")
@@ -3662,7 +3781,9 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
             print_result(result, as_json, first=done == 0, progress=progress)
             done += 1
         sys.stdout.flush()
-        shown += [r for r in readings if r.error is None][: PREDICT_SHOWN - len(shown)]
+        read = [r for r in readings if r.error is None]
+        shown += read[: PREDICT_SHOWN - len(shown)]
+        readable += len(read)
         if progress:
             progress.show(done)
     if progress:
@@ -3670,7 +3791,7 @@ def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
     if as_json:
         print("\n]")
     if shown:
-        sheet = save_image(predict_sheet(shown), run.out_dir / PREDICT_OUTPUT)
+        sheet = save_image(predict_sheet(shown, readable), run.out_dir / PREDICT_OUTPUT)
         # stdout holds nothing but the JSON array when --json asks for one
         print(f"saved {run.out_dir / PREDICT_OUTPUT}", file=sys.stderr if as_json else sys.stdout)
         if run.show and display_available():

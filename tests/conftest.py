@@ -6,16 +6,28 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import num_net
-
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "handwritten.keras"  # the committed model
+sys.path.insert(0, str(ROOT))  # num_net.py is beside tests/: plain `pytest` finds it as `python -m pytest` does
+
+import num_net  # noqa: E402
+
+
+def pytest_configure(config) -> None:
+    """Every skip says why in the summary (-rs), and third-party warnings that are not ours to fix
+    are filtered by name."""
+    if not {"s", "a", "A"} & set(config.option.reportchars or ""):
+        config.option.reportchars = (config.option.reportchars or "") + "s"
+    # Keras calls np.array() on its tensors, which NumPy 2 warns about inside Keras's own code.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 
 # ---------------------------------------------------------------- data

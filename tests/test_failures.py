@@ -150,13 +150,14 @@ def test_failed_save_leaves_the_old_model_untouched(tmp_path, monkeypatch):
     target = tmp_path / "handwritten.keras"
     target.write_bytes(b"the user's precious model")
 
-    class Exploding:
-        def save(self, path):
-            Path(path).write_bytes(b"half a mod")
-            raise OSError(28, "No space left on device")
+    def exploding(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a mod")
+        raise OSError(28, "No space left on device")
 
+    model = num_net.build_model()
+    monkeypatch.setattr(type(model), "save", exploding)  # the disk fills halfway through the write
     with pytest.raises(num_net.UserError, match="No space left"):
-        num_net.save_model(Exploding(), target)
+        num_net.save_model(model, target)
     assert target.read_bytes() == b"the user's precious model"
     assert [p.name for p in tmp_path.iterdir()] == ["handwritten.keras"]
 
@@ -178,5 +179,16 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_model(tmp_path):
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["handwritten.keras", "out", "tiny.npz"]
-    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["handwritten.keras", "tiny.npz"]  # no empty out/ either
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left
+
+
+def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, monkeypatch, capsys):
+    def offline():
+        raise num_net.UserError("could not download MNIST (no network); use --data")
+
+    monkeypatch.setattr(num_net, "download_mnist", offline)
+    monkeypatch.delenv("NUMNET_DATA", raising=False)
+    code = num_net.main(["train", "--out-dir", str(tmp_path / "outputs" / "run"), "--model", str(tmp_path / "m.keras"),
+                         "--no-show"])
+    assert code == 1 and list(tmp_path.iterdir()) == []

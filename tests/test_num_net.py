@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -367,3 +370,40 @@ def test_an_interrupted_run_names_what_it_had_already_saved(tmp_path, monkeypatc
     assert num_net.saved_before_stopping() == "nothing was overwritten"
     num_net.save_json({"a": 1}, tmp_path / "metrics.json")
     assert num_net.saved_before_stopping() == f"{tmp_path / 'metrics.json'} had been saved; nothing else was overwritten"
+
+
+# A process that never imports num_net loads a model file the way every Keras user does.
+PLAIN_LOAD = """
+import sys
+import keras, numpy as np
+model = keras.models.load_model(sys.argv[1])  # safe_mode on, compile as the file says
+assert "num_net" not in sys.modules
+with np.load(sys.argv[2], allow_pickle=False) as data:
+    x, y = data["x_test"], data["y_test"]
+proba = model.predict(x.astype("float32") / 255, verbose=0)
+print(float((proba.argmax(axis=1) == y).mean()))
+"""
+
+
+def plain_keras_accuracy(model: Path, data: Path) -> float:
+    proc = subprocess.run([sys.executable, "-c", PLAIN_LOAD, str(model), str(data)], capture_output=True, text=True,
+                          timeout=300, cwd=model.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_committed_model_loads_in_plain_keras_and_scores_as_evaluate(real_dataset, tmp_path):
+    data = real_data_path()
+    if data.is_dir():  # an IDX folder: give the plain loader the Keras layout
+        np.savez(tmp_path / "mnist.npz", x_test=real_dataset.x_test, y_test=real_dataset.y_test)
+        data = tmp_path / "mnist.npz"
+    accuracy = plain_keras_accuracy(ROOT / "handwritten.keras", data)
+    model = num_net.load_model(ROOT / "handwritten.keras")
+    assert accuracy == num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)["accuracy"]
+    assert accuracy >= 0.988
+
+
+def test_a_model_train_saves_loads_in_plain_keras(tiny_run):
+    accuracy = plain_keras_accuracy(tiny_run["model"], tiny_run["root"] / "tiny.npz")
+    metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    assert accuracy == pytest.approx(metrics["test_accuracy"])

@@ -527,6 +527,33 @@ def test_predict_png_lays_a_folder_out_in_a_grid_and_scales_small_originals_up(t
     _, reads = num_net.predict_files(num_net.load_reader(MODEL), num_net.image_files([tmp_path]))
     sheet = num_net.predict_sheet(reads)
     assert sheet.width > sheet.height  # 4 across, 3 down: not one column 2,000 pixels tall
-    assert sheet.height < 3 * (num_net.SHEET_PAGE[1] + 150)
+    assert sheet.height < 3 * (num_net.SHEET_PAGE[1] + 180)  # a title and two rows of captioned inputs a page
     page, zoom = num_net.sheet_page(reads[0])
     assert zoom == 5 and page.size == (28 * 5, 34 * 5)  # a 28-pixel original drawn 140 pixels wide, pixels kept
+
+
+def test_predict_png_says_when_it_shows_part_of_a_folder_and_its_captions_are_readable(tmp_path):
+    from PIL import ImageFont
+
+    for n in range(num_net.PREDICT_SHOWN + 4):
+        Image.fromarray((seven_page() * 255).astype(np.uint8)).save(tmp_path / f"7_{n:02d}.png")
+    _, reads = num_net.predict_files(num_net.load_reader(MODEL), num_net.image_files([tmp_path]))
+    header = np.asarray(num_net.predict_sheet(reads, len(reads)).convert("L"))[:24]
+    assert header.min() < 100  # "the first 36 of 40 images read" above the grid
+    assert num_net.predict_sheet(reads[:4], 4).height < num_net.predict_sheet(reads[:4], 40).height  # no line when all show
+    left, top, right, bottom = ImageFont.load_default(size=num_net.SHEET_CAPTION).getbbox("7 100%")
+    assert bottom - top >= 10  # a caption's digits at least 10 pixels tall at the saved size
+
+
+def test_a_folders_mistakes_figure_shows_true_and_read(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.fromarray((seven_page() * 255).astype(np.uint8)).save(folder / "1_not_a_one.png")  # a 7 labelled 1
+    code = num_net.main(["evaluate", "--images", str(folder), "--model", str(MODEL), "--out-dir", str(tmp_path / "out"),
+                         "--no-show"])
+    assert code == 0
+    _, reads = num_net.predict_files(num_net.load_reader(MODEL), [folder / "1_not_a_one.png"])
+    with_truth = np.asarray(num_net.predict_sheet(reads, 1, {str(folder / "1_not_a_one.png"): "1"}).convert("L"))
+    without = np.asarray(num_net.predict_sheet(reads, 1).convert("L"))
+    assert (with_truth[:22] != without[:22]).any()  # the title line says "true 1, read 7"
+    assert (tmp_path / "out" / "mistakes_mine.png").exists()
