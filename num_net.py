@@ -8,6 +8,7 @@ Usage:
     python num_net.py predict photo.jpg scans/ --json    # digits and numbers in your photos and scans
     python num_net.py draw                               # draw with the mouse; keys 0-9 save examples
     python num_net.py serve                              # the same in a browser, phones too: draw, photograph, teach
+    python num_net.py export site/                       # the network as a static web page, no server needed
     python num_net.py train --extra my_digits            # learn your handwriting too
     python num_net.py evaluate --images my_digits        # how well it reads your labelled examples
 
@@ -28,7 +29,8 @@ Sections, in file order (data flows down from a file to an answer; the command l
     Files and plots           atomic writes, the figures, predict.png
     Draw                      the Matplotlib canvas
     Serve                     the web page and its API
-    Commands                  cmd_train, cmd_evaluate, cmd_predict, cmd_draw, cmd_serve
+    Export                    the network as a static page: frame_drawing, export_page, its HTML
+    Commands                  cmd_train, cmd_evaluate, cmd_predict, cmd_draw, cmd_serve (cmd_export with Export)
     Command line              build_parser, main
 """
 
@@ -83,7 +85,7 @@ DEFAULT_MODEL = Path("handwritten.keras")
 DEFAULT_OUT_DIR = Path("outputs")
 DEFAULT_SAVE_DIR = Path("my_digits")
 DATA_ENV = "NUMNET_DATA"
-COMMANDS = ("train", "evaluate", "predict", "draw", "serve")
+COMMANDS = ("train", "evaluate", "predict", "draw", "serve", "export")
 DIGITS = tuple(str(d) for d in range(NUM_CLASSES))
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 # sha256 of each array's raw C-order bytes in the canonical MNIST release.
@@ -1234,7 +1236,8 @@ def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) ->
 
 def _resized(img, size: tuple[int, int], resample):
     """Pillow's resize as its two passes, across and then down: the pixels do not depend on which
-    order a Pillow version picks (13 goes down first for tall shapes)."""
+    order a Pillow version picks (13 goes down first for tall shapes), and the exported page's
+    JavaScript computes the same."""
     if img.width != size[0]:
         img = img.resize((size[0], img.height), resample)
     return img.resize(size, resample) if img.height != size[1] else img
@@ -3575,6 +3578,315 @@ $("photo").addEventListener("change", async e => {
 
 
 ####################################################################################################
+# Export: the network as a static page #############################################################
+####################################################################################################
+
+EXPORT_FILES = ("index.html", "weights.bin")
+CANVAS_INK = 0.3  # a canvas pixel at least this much covered by the pen is part of the stroke
+
+
+def frame_drawing(gray: np.ndarray) -> np.ndarray | None:
+    """A drawing on a blank canvas (floats in [0, 1], 1 = white) -> the 28x28 uint8 input the
+    network reads, framed by fit_digit as the reader frames every digit it finds; None when
+    nothing is drawn. A canvas has no paper to estimate: its ink is 1 - gray. The exported page
+    does exactly this in JavaScript (frameDrawing), and a test holds the two together."""
+    ink = (1 - gray).astype(np.float32)
+    mask = ink > CANVAS_INK
+    if not mask.any():
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return fit_digit(ink[crop], mask[crop])
+
+
+def export_page(model_path: Path, folder: Path) -> list[Path]:
+    """Write `folder`/index.html and its weights.bin: NumNet's network as a page that runs with no
+    server, no Python and no third-party script. Nothing is written unless all of it can be."""
+    model = load_reader(model_path, numpy_only=True)  # NumNet's own network, or one line why not
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: cannot export there: it is a file, not a folder")
+    check_writable_folder(folder, "export")
+    shapes = [list(w.shape) for pair in zip(model.kernels, model.biases) for w in pair]
+    weights = b"".join(np.ascontiguousarray(w, "<f4").tobytes() for pair in zip(model.kernels, model.biases)
+                       for w in pair)
+    page = (EXPORT_PAGE.replace("__SHAPES__", json.dumps(shapes)).replace("__SURE__", str(SURE_ANSWER))
+            .replace("__NOT_A_DIGIT__", str(NOT_A_DIGIT)).replace("__INK__", str(CANVAS_INK)))
+    written = []
+    with atomic_path(folder / "weights.bin") as tmp:
+        tmp.write_bytes(weights)
+    written.append(folder / "weights.bin")
+    with atomic_path(folder / "index.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    written.append(folder / "index.html")
+    return written
+
+
+def cmd_export(model_path: Path, folder: Path) -> int:
+    written = export_page(model_path, folder)
+    size = sum(path.stat().st_size for path in written)
+    print(f"exported {model_path} to {folder}/ ({', '.join(p.name for p in written)}: {size / 1024:.0f} KB); "
+          f"try it with `python -m http.server -d {folder}` and http://127.0.0.1:8000/")
+    return 0
+
+
+EXPORT_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>NumNet: draw a digit</title>
+<style>
+  body { font: 16px system-ui, sans-serif; margin: 0 auto; max-width: 480px; padding: 12px; color: #111; background: #fff; }
+  h1 { font-size: 1.2em; margin: .2em 0 .6em; }
+  #pad { width: min(92vw, 340px); height: min(92vw, 340px); border: 2px solid #333; border-radius: 6px;
+         touch-action: none; background: #fff; display: block; }
+  .row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-end; margin: 10px 0; }
+  #answer { font-size: 3em; font-weight: bold; min-width: 2ch; }
+  #answer.unsure { font-size: 1.3em; font-weight: normal; color: #a40; }
+  #sure { color: #333; min-height: 1.3em; }
+  #bars { display: flex; gap: 3px; align-items: flex-end; height: 90px; margin-bottom: 18px; }
+  #bars div { width: 16px; background: #4a78c2; position: relative; height: 2px; }
+  #bars div.top { background: #d33; }
+  #bars span { position: absolute; bottom: -18px; width: 100%; text-align: center; font-size: 12px; }
+  #seen { width: 56px; height: 56px; image-rendering: pixelated; border: 1px solid #999; }
+  button { font-size: 1em; padding: .45em .9em; }
+  .note { font-size: .85em; color: #444; }
+</style>
+</head>
+<body>
+<h1>Draw a digit</h1>
+<canvas id="pad" width="280" height="280"></canvas>
+<div class="row">
+  <div><div id="answer">?</div><div id="sure"></div></div>
+  <div id="bars"></div>
+  <canvas id="seen" width="28" height="28" title="what the network sees"></canvas>
+</div>
+<button id="clear">Clear</button>
+<p class="note">NumNet's network (Flatten, Dense 128 relu, Dense 128 relu, Dense 10 softmax), running in this page:
+nothing you draw leaves your device.</p>
+<script>
+"use strict";
+const SHAPES = __SHAPES__;         // kernel and bias of each Dense layer, as in the .keras file
+const SURE = __SURE__;             // an answer less probable than this is shown as a guess
+const NOT_A_DIGIT = __NOT_A_DIGIT__;  // ... and under this, NumNet's reader calls it no digit
+const INK = __INK__;               // a pixel this much covered by the pen is part of a stroke
+const $ = id => document.getElementById(id);
+
+// ---- the network: dense, relu, dense, relu, dense, softmax (the Keras model's layers)
+let layers = null;  // [{kernel, bias, inputs, units}], from weights.bin (float32, little-endian)
+
+function dense(x, layer) {
+  const out = new Float64Array(layer.units);
+  for (let j = 0; j < layer.units; j++) out[j] = layer.bias[j];
+  for (let i = 0; i < layer.inputs; i++) {
+    const xi = x[i];
+    if (xi === 0) continue;
+    const row = i * layer.units;
+    for (let j = 0; j < layer.units; j++) out[j] += xi * layer.kernel[row + j];
+  }
+  return out;
+}
+const relu = x => x.map(v => Math.max(v, 0));
+function softmax(x) {
+  const top = Math.max(...x), e = x.map(v => Math.exp(v - top)), sum = e.reduce((a, b) => a + b, 0);
+  return Array.from(e, v => v / sum);
+}
+function probabilities(input) {  // input: 784 pixels, 0-255, as MNIST stores them
+  const x = Float64Array.from(input, v => Math.fround(v / 255));  // normalize, as training does
+  return softmax(dense(relu(dense(relu(dense(x, layers[0])), layers[1])), layers[2]));
+}
+
+// ---- framing a drawing as MNIST frames a digit, exactly as NumNet's fit_digit does in Python:
+// crop to the ink, fit 20x20 keeping the aspect, darkest 30% of the ink solid, thin strokes
+// thickened to MNIST's width, centre of mass in the middle of 28x28. Pillow's resampling is
+// written out below, so that both give the same pixels.
+const roundEven = v => { const r = Math.round(v); return Math.abs(v % 1) === 0.5 && r % 2 ? r - 1 : r; };
+
+function frameDrawing(ink, width, height) {  // ink: Float32Array, 0 (paper) to 1 (pen)
+  let top = height, bottom = -1, left = width, right = -1;
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+    if (ink[y * width + x] > INK) { top = Math.min(top, y); bottom = y; left = Math.min(left, x); right = Math.max(right, x); }
+  }
+  if (bottom < 0) return null;
+  const w = right - left + 1, h = bottom - top + 1, crop = new Float32Array(w * h), mask = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const v = ink[(top + y) * width + left + x];
+    crop[y * w + x] = v; mask[y * w + x] = v > INK ? 1 : 0;
+  }
+  return fitDigit(crop, mask, w, h);
+}
+
+function fitDigit(ink, mask, w, h) {
+  const scale = 20 / Math.max(w, h);
+  const inked = []; ink.forEach((v, i) => { if (mask[i]) inked.push(v); });
+  const solid = Math.fround(Math.max(percentile(inked, 70), 1e-6));  // float32 arithmetic, as NumPy's
+  const level = v => Math.min(Math.max(Math.fround(v / solid), 0), 1);
+  let img = {w, h, data: Uint8Array.from(ink, (v, i) => (mask[i] ? Math.floor(Math.fround(level(v) * 255)) : 0))};
+  const widthInBox = meanStrokeWidth(mask, w, h) * scale;
+  if (widthInBox < 2.2 * 0.75) {  // thicken at 3x the final size: one step is a third of a pixel
+    const mid = 3 * 20 / Math.max(w, h);
+    img = resize(img, Math.max(1, roundEven(w * mid)), Math.max(1, roundEven(h * mid)), box);
+    const steps = Math.min(Math.max(roundEven((2.2 - widthInBox) * 3 / 2), 1), 4);
+    for (let s = 0; s < steps; s++) img = maxFilter(img);
+  }
+  const patch = resize(img, Math.max(1, roundEven(w * scale)), Math.max(1, roundEven(h * scale)), lanczos);
+  return centreOfMassFrame(patch);
+}
+
+function percentile(values, q) {  // NumPy's default, linear between the two nearest, in float32
+  const v = Float32Array.from(values).sort(), at = q / 100 * (v.length - 1), below = Math.trunc(at);
+  const low = v[below], high = v[Math.min(below + 1, v.length - 1)], t = at - below, d = Math.fround(high - low);
+  return t >= 0.5 ? Math.fround(high - Math.fround(d * Math.fround(1 - t))) : Math.fround(low + Math.fround(d * Math.fround(t)));
+}
+
+function meanStrokeWidth(mask, w, h) {  // area over half the perimeter (pixels with a side open)
+  let area = 0, inside = 0;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    if (!mask[i]) continue;
+    area++;
+    if (y > 0 && y < h - 1 && x > 0 && x < w - 1 && mask[i - w] && mask[i + w] && mask[i - 1] && mask[i + 1]) inside++;
+  }
+  return 2 * area / Math.max(area - inside, 1);
+}
+
+function maxFilter(img) {  // Pillow's MaxFilter(3)
+  const out = new Uint8Array(img.w * img.h);
+  for (let y = 0; y < img.h; y++) for (let x = 0; x < img.w; x++) {
+    let m = 0;
+    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+      const yy = y + dy, xx = x + dx;
+      if (yy >= 0 && yy < img.h && xx >= 0 && xx < img.w) m = Math.max(m, img.data[yy * img.w + xx]);
+    }
+    out[y * img.w + x] = m;
+  }
+  return {w: img.w, h: img.h, data: out};
+}
+
+// Pillow's resampling of an 8-bit image: a horizontal then a vertical pass, each a weighted sum
+// with the filter's weights in 22-bit fixed point, rounded to 0-255 in between.
+const box = {support: 0.5, f: x => (x > -0.5 && x <= 0.5 ? 1 : 0)};
+const sinc = x => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
+const lanczos = {support: 3, f: x => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0)};
+const FIXED = 1 << 22;
+
+function weights(inSize, outSize, filter) {
+  const scale = inSize / outSize, stretch = Math.max(scale, 1), support = filter.support * stretch, taps = [];
+  for (let o = 0; o < outSize; o++) {
+    const centre = (o + 0.5) * scale;
+    const first = Math.max(Math.trunc(centre - support + 0.5), 0), last = Math.min(Math.trunc(centre + support + 0.5), inSize);
+    const k = [];
+    for (let i = first; i < last; i++) k.push(filter.f((i - centre + 0.5) * (1 / stretch)));
+    const sum = k.reduce((a, b) => a + b, 0);
+    taps.push({first, k: k.map(v => Math.trunc((sum !== 0 ? v / sum : v) * FIXED + (v < 0 ? -0.5 : 0.5)))});
+  }
+  return taps;
+}
+function clip8(sum) { const v = Math.floor(sum / FIXED); return v < 0 ? 0 : v > 255 ? 255 : v; }
+
+function resize(img, w, h, filter) {
+  let cur = img;
+  if (w !== cur.w) {
+    const taps = weights(cur.w, w, filter), out = new Uint8Array(w * cur.h);
+    for (let y = 0; y < cur.h; y++) for (let x = 0; x < w; x++) {
+      let s = FIXED / 2;
+      taps[x].k.forEach((k, t) => { s += cur.data[y * cur.w + taps[x].first + t] * k; });
+      out[y * w + x] = clip8(s);
+    }
+    cur = {w, h: cur.h, data: out};
+  }
+  if (h !== cur.h) {
+    const taps = weights(cur.h, h, filter), out = new Uint8Array(cur.w * h);
+    for (let y = 0; y < h; y++) for (let x = 0; x < cur.w; x++) {
+      let s = FIXED / 2;
+      taps[y].k.forEach((k, t) => { s += cur.data[(taps[y].first + t) * cur.w + x] * k; });
+      out[y * cur.w + x] = clip8(s);
+    }
+    cur = {w: cur.w, h, data: out};
+  }
+  return cur;
+}
+
+function centreOfMassFrame(patch) {  // 0-255 pixels, scaled to full white, centred by mass in 28x28
+  const top = Math.max(...patch.data), p = Float32Array.from(patch.data, v => Math.min(Math.max(Math.fround(v / Math.max(top, 1)), 0), 1));
+  let total = 0, rows = 0, cols = 0;
+  p.forEach((v, i) => { total += v; rows += v * Math.floor(i / patch.w); cols += v * (i % patch.w); });
+  const comR = total > 0 ? rows / total : (patch.h - 1) / 2, comC = total > 0 ? cols / total : (patch.w - 1) / 2;
+  const y0 = Math.min(Math.max(roundEven(13.5 - comR), 0), 28 - patch.h), x0 = Math.min(Math.max(roundEven(13.5 - comC), 0), 28 - patch.w);
+  const frame = new Uint8Array(784);
+  for (let y = 0; y < patch.h; y++) for (let x = 0; x < patch.w; x++) frame[(y0 + y) * 28 + x0 + x] = roundEven(Math.fround(p[y * patch.w + x] * 255));
+  return frame;
+}
+
+// ---- the page: draw, read after every stroke segment, show the answer, its probability and the bars
+const pad = $("pad"), ctx = pad.getContext("2d", {willReadFrequently: true});
+let drawing = false, last = null, queued = false;
+for (let d = 0; d < 10; d++) { const bar = document.createElement("div"); bar.innerHTML = "<span>" + d + "</span>"; $("bars").appendChild(bar); }
+
+function blank() { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); }
+function point(e) {
+  const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+}
+function line(from, to) {
+  ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = ctx.lineJoin = "round";
+  ctx.beginPath(); ctx.moveTo(from[0], from[1]); ctx.lineTo(to[0], to[1]); ctx.stroke();
+}
+pad.addEventListener("pointerdown", e => {
+  drawing = true; last = point(e); line(last, last); later(); e.preventDefault();
+  try { pad.setPointerCapture(e.pointerId); } catch (_) { /* a pointer the browser does not track */ }
+});
+pad.addEventListener("pointermove", e => { if (drawing) { const p = point(e); line(last, p); last = p; later(); e.preventDefault(); } });
+["pointerup", "pointercancel"].forEach(t => pad.addEventListener(t, () => { if (drawing) { drawing = false; read(); } }));
+$("clear").onclick = () => { blank(); read(); };
+
+function later() { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; read(); }); } }
+
+function canvasInk() {  // the canvas as ink: 0 on white paper, 1 under the black pen
+  const rgba = ctx.getImageData(0, 0, pad.width, pad.height).data, ink = new Float32Array(pad.width * pad.height);
+  for (let i = 0; i < ink.length; i++) ink[i] = Math.fround(1 - Math.fround(rgba[4 * i] / 255));
+  return ink;
+}
+
+function read() {
+  if (!layers) return;
+  const input = frameDrawing(canvasInk(), pad.width, pad.height);
+  if (!input) { show(null, null); return; }
+  show(input, probabilities(input));
+}
+
+function show(input, proba) {
+  window.reading = input && {input: Array.from(input), probabilities: proba};  // for tests and the curious
+  const seen = $("seen").getContext("2d"), pixels = seen.createImageData(28, 28);
+  (input || new Uint8Array(784)).forEach((v, i) => { pixels.data.set([255 - v, 255 - v, 255 - v, 255], 4 * i); });
+  seen.putImageData(pixels, 0, 0);
+  const digit = proba ? proba.indexOf(Math.max(...proba)) : -1, p = proba ? proba[digit] : 0;
+  [...$("bars").children].forEach((bar, d) => {
+    bar.style.height = (proba ? 2 + 86 * proba[d] : 2) + "px"; bar.className = d === digit ? "top" : "";
+  });
+  const percent = Math.round(100 * p) + "%";
+  $("answer").textContent = !proba ? "?" : p < SURE ? "not sure: " + digit + "? " + percent : String(digit);
+  $("answer").className = proba && p < SURE ? "unsure" : "";
+  $("sure").textContent = !proba ? "" : p < NOT_A_DIGIT ? "maybe not a digit at all" : p < SURE ? "" : percent + " sure";
+  $("answer").dataset.ready = "1";
+}
+
+blank();
+fetch("weights.bin").then(r => r.arrayBuffer()).then(buffer => {
+  const all = new Float32Array(buffer);
+  let at = 0;
+  const arrays = SHAPES.map(shape => { const n = shape.reduce((a, b) => a * b, 1); const a = all.subarray(at, at + n); at += n; return a; });
+  layers = [0, 2, 4].map(i => ({kernel: arrays[i], bias: arrays[i + 1], inputs: SHAPES[i][0], units: SHAPES[i][1]}));
+  $("answer").dataset.loaded = "1";
+  read();
+});
+</script>
+</body>
+</html>
+"""
+
+
+####################################################################################################
 # Commands #########################################################################################
 ####################################################################################################
 
@@ -3931,6 +4243,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(serve_p, data=False, outputs=None)
     serve_p.add_argument("--save-dir", type=Path, default=DEFAULT_SAVE_DIR,
                          help="where the page saves your examples (DIR/<digit>/<time>.png, as draw does)")
+    export_p = commands.add_parser("export", help="write the network as a static web page (no server, no Python)",
+                                   formatter_class=fmt)
+    export_p.add_argument("folder", type=Path, metavar="DIR", help="folder for index.html and weights.bin")
+    add_common_flags(export_p, data=False, outputs=None)
     return parser
 
 
@@ -3956,6 +4272,8 @@ def run_command(args: argparse.Namespace) -> int:
         return cmd_draw(run, args.save_dir)
     if args.command == "serve":
         return cmd_serve(run, args.host, args.port, args.save_dir)
+    if args.command == "export":
+        return cmd_export(args.model, args.folder)
     preflight(run, writes_model=args.command == "train")
     if args.command == "predict":
         return cmd_predict(run, args.paths, args.json)
