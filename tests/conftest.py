@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -167,3 +168,22 @@ def stroke(pad, points) -> None:
     for point in points[1:]:
         send(pad, "motion_notify_event", *point)
     send(pad, "button_release_event", *points[-1])
+
+
+# ---------------------------------------------------------------- a real browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright: required in CI, skipped (with the reason) elsewhere."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: install Debian's chromium (.ci/run does)")
+        pytest.skip("the browser tests need Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        yield browser
+        browser.close()

@@ -7,17 +7,14 @@ import base64
 import functools
 import http.server
 import io
-import os
-import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import num_net
-from conftest import MODEL, ROOT, assert_one_line_error, real_data_path, run_main
+from conftest import MODEL, ROOT, assert_one_line_error, run_main
 
 # ---------------------------------------------------------------- MNIST digits as pen strokes
 
@@ -76,21 +73,6 @@ def site(tmp_path_factory):
 class QuietFiles(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002
         pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: install Debian's chromium (.ci/run does)")
-        pytest.skip("the browser tests need Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
