@@ -407,3 +407,27 @@ def test_a_model_train_saves_loads_in_plain_keras(tiny_run):
     accuracy = plain_keras_accuracy(tiny_run["model"], tiny_run["root"] / "tiny.npz")
     metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
     assert accuracy == pytest.approx(metrics["test_accuracy"])
+
+
+def test_the_worlds_styles_are_seeded_shared_equally_and_framed_as_mnist():
+    images, labels = num_net.style_digits(60, seed=3)
+    again, _ = num_net.style_digits(60, seed=3)
+    assert np.array_equal(images, again) and not np.array_equal(images, num_net.style_digits(60, seed=4)[0])
+    assert images.shape == (60, 28, 28) and images.dtype == np.uint8
+    expected = [label for label, _ in num_net.WORLD_STYLES.values()] * 10
+    assert labels.tolist() == expected  # every style, in turn
+    for image in images:  # MNIST's framing: ink within the middle 20x20 give or take, mass at the centre
+        rows, cols = np.nonzero(image > 64)
+        assert rows.max() - rows.min() <= 21 and cols.max() - cols.min() <= 21
+        mass = image.astype(float) / image.sum()
+        assert abs((mass.sum(axis=1) * np.arange(28)).sum() - 13.5) < 1.5
+    for name, (_, draw) in num_net.WORLD_STYLES.items():
+        assert draw.__doc__ and len(draw.__doc__.split()) >= 8, f"{name}: say which hands write it so"
+
+
+def test_training_mixes_in_the_worlds_styles_at_the_configured_share(tiny_run):
+    metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
+    styles = metrics["styles"]
+    assert styles["share"] == num_net.TrainConfig().styles and styles["kinds"] == list(num_net.WORLD_STYLES)
+    fit_images = 600 - round(600 * 0.1)  # synthetic_arrays' training part, less the validation split
+    assert styles["images"] == round(styles["share"] * fit_images)
