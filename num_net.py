@@ -140,6 +140,10 @@ class UserError(Exception):
     """A problem the user can fix (bad path, bad file); reported as one line, no traceback."""
 
 
+class UnreadableImage(UserError):
+    """A file that is no image NumNet decodes (serve answers it 415)."""
+
+
 ####################################################################################################
 # Config ###########################################################################################
 ####################################################################################################
@@ -465,9 +469,9 @@ def opened_image(source, name: str):
     except Image.DecompressionBombError as exc:
         raise UserError(f"{name}: image is too large to open safely ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise UserError(f"{name}: not a readable image (not PNG, JPEG, GIF, BMP, WebP, TIFF or HEIC)") from exc
+        raise UnreadableImage(f"{name}: not a readable image (not PNG, JPEG, GIF, BMP, WebP, TIFF or HEIC)") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UserError(f"{name}: not a readable image ({exc})") from exc
+        raise UnreadableImage(f"{name}: not a readable image ({exc})") from exc
 
 
 @functools.cache
@@ -1194,11 +1198,16 @@ def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
 def masked_digit(mask: np.ndarray, ink: np.ndarray, top: int, left: int) -> Digit:
     """The ink under `mask` (both a region of the page whose corner is at `top`, `left`), cropped
     to its pixels and fit to 28x28."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    box = (top + rows[0], top + rows[-1] + 1, left + cols[0], left + cols[-1] + 1)
+    crop = ink_crop(mask)
+    box = (top + crop[0].start, top + crop[0].stop, left + crop[1].start, left + crop[1].stop)
     stroke = mean_stroke_width(mask[crop])
     return Digit(tuple(int(v) for v in box), fit_digit(ink[crop], mask[crop], stroke), stroke)
+
+
+def ink_crop(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of the box round a mask's pixels (it has some)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def mean_stroke_width(mask: np.ndarray) -> float:
@@ -1523,8 +1532,7 @@ def _framed(ink: np.ndarray | None) -> np.ndarray | None:
     """Ink (uint8, bright) cropped to its pixels and fit to 28x28 by fit_digit; None if too little."""
     if ink is None or (mask := ink > 64).sum() < 12:
         return None
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink_crop(mask)
     return fit_digit(ink[crop].astype(np.float32) / 255, mask[crop])
 
 
@@ -3105,7 +3113,7 @@ class NumNetHandler(BaseHTTPRequestHandler):
         self.answer_json(status, body)
 
     def refuse_method(self) -> None:
-        self.answer_json(405, {"error": f"{one_line(self.command)[:20]} is not served here: GET / and POST /api/..."})
+        self.answer_json(405, {"error": f"{one_line(self.command or '')[:20]} is not served here: GET / and POST /api/..."})
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = refuse_method
 
@@ -3141,8 +3149,7 @@ class NumNetHandler(BaseHTTPRequestHandler):
         try:
             return decoded(io.BytesIO(data), "upload", max_pixels=SERVE_PIXELS)
         except UserError as exc:
-            status = 415 if "not a readable image" in str(exc) else 400
-            raise RequestError(status, str(exc)) from exc
+            raise RequestError(415 if isinstance(exc, UnreadableImage) else 400, str(exc)) from exc
 
     def read(self, data: bytes) -> tuple[np.ndarray, tuple[Reading, dict]]:
         gray = self.gray(data)
@@ -3183,12 +3190,13 @@ class NumNetHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's own errors (a bad request line, too many headers, an unknown
         method) as JSON like every other answer, never its HTML page."""
-        if code == 501:  # a method the standard library has no do_ for (TRACE, PROPFIND)
-            code, message = 405, f"{one_line(self.command or '')[:20]} is not served here: GET / and POST /api/..."
         if self.request_version == "HTTP/0.9":  # what a line it could not parse is taken for: no headers
             self.request_version = "HTTP/1.0"
         self.close_connection = True
-        self.answer_json(code, {"error": one_line(message or http.HTTPStatus(code).phrase)[:200]})
+        if code == 501:  # a method the standard library has no do_ for (TRACE, PROPFIND)
+            self.refuse_method()
+        else:
+            self.answer_json(code, {"error": one_line(message or http.HTTPStatus(code).phrase)[:200]})
 
     def answer_json(self, status: int, body: dict) -> None:
         self.answer(status, json.dumps(body).encode(), "application/json")
@@ -3288,8 +3296,10 @@ class NumNetServer(ThreadingHTTPServer):
     def answers_to(self, host: str) -> bool:
         """Whether a Host header names this server: one of its names, or an IP address literal
         (no DNS rebinding is done with a literal, and the server answers on its addresses)."""
-        name = host.strip().lower()
-        name = name[1:name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+        try:
+            name = urllib.parse.urlsplit(f"//{host.strip()}").hostname or ""  # lower case, no port or brackets
+        except ValueError:  # an unclosed bracket
+            return False
         if name.rstrip(".") in self.names:
             return True
         try:
@@ -3581,7 +3591,6 @@ $("photo").addEventListener("change", async e => {
 # Export: the network as a static page #############################################################
 ####################################################################################################
 
-EXPORT_FILES = ("index.html", "weights.bin")
 CANVAS_INK = 0.3  # a canvas pixel at least this much covered by the pen is part of the stroke
 
 
@@ -3594,8 +3603,7 @@ def frame_drawing(gray: np.ndarray) -> np.ndarray | None:
     mask = ink > CANVAS_INK
     if not mask.any():
         return None
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink_crop(mask)
     return fit_digit(ink[crop], mask[crop])
 
 
@@ -3603,9 +3611,7 @@ def export_page(model_path: Path, folder: Path) -> list[Path]:
     """Write `folder`/index.html and its weights.bin: NumNet's network as a page that runs with no
     server, no Python and no third-party script. Nothing is written unless all of it can be."""
     model = load_reader(model_path, numpy_only=True)  # NumNet's own network, or one line why not
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: cannot export there: it is a file, not a folder")
-    check_writable_folder(folder, "export")
+    check_writable_folder(folder, "export")  # a file in the way, or a read-only place: one line
     shapes = [list(w.shape) for pair in zip(model.kernels, model.biases) for w in pair]
     weights = b"".join(np.ascontiguousarray(w, "<f4").tobytes() for pair in zip(model.kernels, model.biases)
                        for w in pair)
@@ -3932,7 +3938,7 @@ def saved_list(out_dir: Path, names: Sequence[str]) -> str:
 def check_writable_folder(folder: Path, what: str) -> None:
     """Make sure files can be written in `folder`, without creating it: the first file written
     makes it, so that a run that fails before writing anything leaves no empty folder behind."""
-    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    existing = nearest_existing(folder)
     if existing.exists() and not existing.is_dir():
         raise UserError(f"{folder}: cannot create the {what} folder: {existing} is a file, not a folder")
     try:  # a real write: permission bits say nothing for root or read-only mounts
@@ -3942,10 +3948,15 @@ def check_writable_folder(folder: Path, what: str) -> None:
         raise UserError(f"{folder}: the {what} folder is not writable ({exc.strerror or exc})") from exc
 
 
+def nearest_existing(folder: Path) -> Path:
+    """`folder` or the nearest of its parents that exists (or the top, where none does)."""
+    return next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+
+
 def check_save_dir(folder: Path) -> None:
     """Refuse a --save-dir that is a file, lies under a file, or cannot be written, without
     creating it: draw makes it with the first example saved."""
-    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    existing = nearest_existing(folder)
     if existing.exists() and not existing.is_dir():
         raise UserError(f"{folder}: cannot save examples there: {existing} is a file, not a folder")
     if existing.exists() and not os.access(existing, os.W_OK):
