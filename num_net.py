@@ -14,24 +14,45 @@ Usage:
 
 The network is always Flatten -> Dense(128, relu) -> Dense(128, relu) -> Dense(10, softmax).
 
-Sections, in file order (data flows down from a file to an answer; the command line is last):
+The map: three parts, each a run of sections under banners (search for a section's name), each
+section opening with its entry point and following the data down. Part 1 never calls into part 2.
+
+PART 1: THE TRAINING SCRIPT
     Constants                 names, files and the training numbers, each with its reason
-    Config                    TrainConfig (the training recipe), RunConfig, Dataset
-    Data                      MNIST from an .npz, IDX files or the Keras download, checked
-    Preprocessing             the page reader's numbers, each with its reason; Blob, Digit, Look,
-                              Reading; a photo or scan -> its lines of 28x28 digits (find_digits)
-    Model                     the network, model files read within bounds, NumPyNetwork: the NumPy forward pass
-    Non-digits                what training shows the network so that it can say "not a digit"
-    Train / evaluate          the training stream, train(), evaluate(), the report's numbers
-    Reading files             a path in, an answer out: read_digits -> Reading, the network's
-                              choices (predicted, chosen_readings), answer() -> JSON
-    Labelled folders          your own examples: labelled_files, load_examples, score_folder
-    Files and plots           atomic writes, the figures, predict.png
+    Config                    TrainConfig (the recipe), RunConfig, Dataset, and the results' types
+    Data                      MNIST from an .npz, IDX files or the Keras download, checked; normalize
+    Model                     build_model; model files read within bounds; NumPyNetwork, the NumPy forward pass
+    Training data: non-digits and the world's styles
+                              what training adds to MNIST: marks that are no digit, digits MNIST lacks
+    Training                  train(): the restyled batch stream, the loss, the schedule
+    Evaluation and its figures
+                              evaluate(), report(): scores, confusion, mistakes, the plots
+    Files                     atomic writes, the model saved for plain Keras
+    The train and evaluate commands
+                              cmd_train, cmd_evaluate, metrics.json
+    Digits the MNIST way: what training and the reader share
+                              fit_digit (a cropped digit -> MNIST's 28x28), read_proba (with tilts)
+    Fast kernels              running minimum and maximum, tilts: each equals a library call, measured
+PART 2: READING YOUR HANDWRITING
+    A page in, its digits out find_digits, the entry point: a page -> lines of 28x28 digits; read_page
+    Images in                 files and uploads decoded safely, to grayscale
+    Paper and ink             the paper estimated and taken away; where the ink is
+    Rules and lines across the page
+                              ruled lines, page edges and underlines taken out
+    Pieces of ink             connected ink, the digits' height, what is clutter
+    Pieces of one digit       a 5 whose bar floats, a 4 in two strokes
+    Lines of writing          pieces into lines, read left to right; words left out
+    One digit or two          touching digits cut apart
+    The network's choice      between readings, by the network's own probabilities; second looks
+    Answers                   a chosen reading -> predict's JSON
+    Files and folders         many files read in order by worker processes; your labelled folders
+    predict.png               the picture of what was read
+PART 3: THE APPS AND THE COMMAND LINE
+    Predict                   cmd_predict
     Draw                      the Matplotlib canvas
-    Serve                     the web page and its API
-    Export                    the network as a static page: frame_drawing, export_page, its HTML
-    Commands                  cmd_train, cmd_evaluate, cmd_predict, cmd_draw, cmd_serve (cmd_export with Export)
-    Command line              build_parser, main
+    Serve                     the web page for phones and desktops, and its API
+    Export                    the network as a static page
+    Command line              main, the parser, run_command
 """
 
 from __future__ import annotations
@@ -41,6 +62,7 @@ import base64
 import collections
 import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import datetime
 import functools
@@ -61,18 +83,31 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 import urllib.parse
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 # NumNet's own NumPy products are small (a batch of digits through a 784-128-128-10 network) and a
 # folder is read by a worker process per core: BLAS threads would only spin against the workers
 # (TensorFlow keeps its own threads). Set before NumPy loads its BLAS; a user's setting stands.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:  # for the annotations only: Keras is imported where a command needs it (import_keras)
+    import keras
+
+
+####################################################################################################
+####################################################################################################
+# PART 1: THE TRAINING SCRIPT ######################################################################
+####################################################################################################
+####################################################################################################
+
 
 ####################################################################################################
 # Constants ########################################################################################
@@ -89,59 +124,47 @@ COMMANDS = ("train", "evaluate", "predict", "draw", "serve", "export")
 DIGITS = tuple(str(d) for d in range(NUM_CLASSES))
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 # sha256 of each array's raw C-order bytes in the canonical MNIST release.
-MNIST_SHA256 = {
+MNIST_SHA256 = types.MappingProxyType({
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
     "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
     "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
     "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
-}
-IDX_FILES = {
+})
+IDX_FILES = types.MappingProxyType({
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
-}
+})
+IDX_MAGIC = types.MappingProxyType({3: 0x00000803, 1: 0x00000801})  # images (3 dims), labels (1 dim); uint8 payload
 AUGMENTATION = ("rotation", "shear", "scale", "max_shift", "bolder", "thinner")
 AUGMENT_CHUNK = 4096  # training images restyled per call of the augmentation
 EXTRA_SHARE = 0.05  # your own examples, repeated, make up this share of the training images
 FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-style augmentation
-METRICS, PREDICTIONS, CONFUSION, MISTAKES, HISTORY = (
-    "metrics.json", "predictions.png", "confusion.png", "mistakes.png", "history.png")
-EVALUATE_OUTPUTS = (METRICS, PREDICTIONS, CONFUSION, MISTAKES)
-TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, HISTORY)
-PREDICT_OUTPUT = "predict.png"
-# One look for every figure: readable at 100% zoom.
-FIGURE_STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "figure.titlesize": 13,
-                "figure.dpi": 100, "savefig.dpi": 100, "image.cmap": "gray_r"}
-IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # images (3 dims), labels (1 dim); uint8 payload
-PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
-SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
-SHEET_COLUMNS = 4  # predict.png lays its pages out this many across: a picture taken in at once
-SHEET_INPUT = 52  # each 28x28 input is drawn this many pixels a side, 6 to a row, two rows at most
-SHEET_INPUTS_PER_ROW = 6
-SHEET_CAPTION = 14  # the font size of each input's caption: digits about 10 pixels tall
-PREDICT_CHUNK = 256  # predict prints its results this many files at a time
-PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
-# The most a .keras member may inflate to: NumNet's config.json is about 3 KB and its weights
-# 0.5 MB; anything far larger is not a model of this size, whatever it claims (None: any other member).
-MODEL_MEMBER_LIMITS = {"config.json": 1 << 20, "metadata.json": 1 << 20, "model.weights.h5": 64 << 20, None: 1 << 20}
 NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images
 NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
 NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
 STYLE_SHARE = 0.06  # digits in the world's styles added to training, as a share of the training images (docs/training.md)
 NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a digit's (Hendrycks et al.)
-TTA_TILT = 8.0  # degrees: a digit written a little tilted either way, as read at test time
 NOT_DIGIT_CHECK = 600  # held-out non-digits made to measure the threshold by (100 of each kind)
 NOT_A_DIGIT = 0.25  # a blob whose likeliest digit is less probable than this is not a digit (README: how chosen)
-SURE_ANSWER = 0.5  # an answer less probable than even odds is shown as a guess: "not sure: 4? 27%"
+TTA_TILT = 8.0  # degrees: a digit written a little tilted either way, as read at test time
+METRICS, PREDICTIONS, CONFUSION, MISTAKES, HISTORY = (
+    "metrics.json", "predictions.png", "confusion.png", "mistakes.png", "history.png")
+EVALUATE_OUTPUTS = (METRICS, PREDICTIONS, CONFUSION, MISTAKES)
+TRAIN_OUTPUTS = (*EVALUATE_OUTPUTS, HISTORY)
+# One look for every figure: readable at 100% zoom.
+FIGURE_STYLE = types.MappingProxyType({"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11,
+                                       "figure.titlesize": 13, "figure.dpi": 100, "savefig.dpi": 100,
+                                       "image.cmap": "gray_r"})
+# The most a .keras member may inflate to: NumNet's config.json is about 3 KB and its weights
+# 0.5 MB; anything far larger is not a model of this size, whatever it claims (None: any other member).
+MODEL_MEMBER_LIMITS = types.MappingProxyType(
+    {"config.json": 1 << 20, "metadata.json": 1 << 20, "model.weights.h5": 64 << 20, None: 1 << 20})
 
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad file); reported as one line, no traceback."""
-
-
-class UnreadableImage(UserError):
-    """A file that is no image NumNet decodes (serve answers it 415)."""
 
 
 ####################################################################################################
@@ -168,8 +191,6 @@ class TrainConfig:
     thinner: float = 0.15  # fraction of images with thinner strokes
     non_digits: float = NOT_DIGIT_SHARE  # non-digits added, as a share of the training images
     styles: float = STYLE_SHARE  # digits drawn in the styles MNIST lacks (WORLD_STYLES), as a share of them
-
-
 # The batch size a run of at least this many epochs takes when none is given, longest runs first.
 BATCH_LADDER = ((20, 512), (8, 256), (3, 64), (1, 32))
 
@@ -211,25 +232,82 @@ class Dataset:
         kind = "MNIST (verified by content hash)" if self.canonical else "custom data"
         return f"{kind}: {len(self.x_train):,} train / {len(self.x_test):,} test images from {self.source}"
 
+#: A network to read with: NumNet's own, as NumPy arrays (load_reader: no TensorFlow), or any Keras model.
+Network: TypeAlias = "NumPyNetwork | keras.Model"
+#: How `evaluate --images` reads a labelled folder (part 2's score_folder):
+#: model, folder, out_dir, figure name -> its score.
+FolderScorer: TypeAlias = Callable[[Network, Path, Path, str], dict]
+
+
+class LabelledImages(NamedTuple):
+    """28x28 uint8 images and a label for each (a digit, or for non-digits their kind)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """Your own labelled examples, read as predict reads them (load_examples): 28x28 uint8 images,
+    their digits, and where they came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    folders: dict[str, int]  # examples taken from each folder
+    skipped: int  # files skipped: blank, or not as many digits as their label
+
+    def describe(self) -> dict:
+        """What metrics.json records of them."""
+        per_digit = np.bincount(self.labels, minlength=NUM_CLASSES).tolist()
+        return {"folders": self.folders, "examples": len(self.images), "per_digit": per_digit, "skipped": self.skipped}
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """A model's scores on labelled, normalized images."""
+
+    accuracy: float
+    loss: float  # mean cross-entropy
+    proba: np.ndarray  # class probabilities, one row per image
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a training run did: its history and speed, its scores, and what it trained on."""
+
+    history: dict[str, list[float]]  # Keras's per-epoch numbers: loss, accuracy, val_loss, val_accuracy
+    train_seconds: float
+    samples_per_second: float  # the median epoch's, the first (compiling) epoch left out
+    train_accuracy: float  # on the training digits as given, read as the test set is
+    val_accuracy: float | None  # None when nothing was held out
+    config: TrainConfig  # the recipe as run: fitted to the run's length (for_length)
+    extra_repeats: int  # how many times your examples were repeated in each epoch
+    non_digits: int  # non-digits made (each shown NOT_DIGIT_REPEATS times)
+    styled: int  # digits drawn in the world's styles
+
 
 ####################################################################################################
 # Data #############################################################################################
 ####################################################################################################
 
 
-def plural(count: int, noun: str) -> str:
-    """'1 epoch', '2 epochs'."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message cut to its first line, for a one-line error report."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _sha256(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+def load_dataset(data: str | None) -> Dataset:
+    """Load MNIST from an .npz, a folder of IDX files, or (data=None) the Keras download."""
+    if data is None:
+        arrays, source = download_mnist(), "keras.datasets.mnist"
+    else:
+        path = Path(data)
+        if path.is_dir():
+            arrays = load_idx_folder(path)
+        elif path.is_file():
+            arrays = load_npz(path)
+        else:
+            raise UserError(missing_or_special(path))
+        source = str(path)
+    check_arrays(arrays, source)
+    canonical = all(_sha256(arrays[k]) == MNIST_SHA256[k] for k in SPLITS)
+    arrays = {k: v.astype(np.int64) if k.startswith("y") else v for k, v in arrays.items()}
+    return Dataset(**arrays, source=source, canonical=canonical)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -237,8 +315,6 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
         raise UserError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
-        if pickled_arrays(path):
-            raise UserError(f"{path}: holds pickled object arrays; refusing to unpickle them")
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in SPLITS if k not in npz.files]
             if missing:
@@ -247,20 +323,9 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     except UserError:
         raise
     except Exception as exc:  # zipfile, zlib and OS errors all mean a corrupt or unreadable file
+        if isinstance(exc, ValueError) and "allow_pickle" in str(exc):  # NumPy's refusal, before any unpickling
+            raise UserError(f"{path}: holds pickled object arrays; refusing to unpickle them") from exc
         raise UserError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from exc
-
-
-def pickled_arrays(path: Path) -> list[str]:
-    """The arrays of an .npz whose header says they hold Python objects (stored as pickles)."""
-    fmt, found = np.lib.format, []
-    with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            with archive.open(name) as member:
-                version = fmt.read_magic(member)
-                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                if header(member)[2].hasobject:
-                    found.append(name.removesuffix(".npy"))
-    return found
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -332,23 +397,8 @@ def missing_or_special(path: Path) -> str:
     return f"{path}: no such file or folder"
 
 
-def load_dataset(data: str | None) -> Dataset:
-    """Load MNIST from an .npz, a folder of IDX files, or (data=None) the Keras download."""
-    if data is None:
-        arrays, source = download_mnist(), "keras.datasets.mnist"
-    else:
-        path = Path(data)
-        if path.is_dir():
-            arrays = load_idx_folder(path)
-        elif path.is_file():
-            arrays = load_npz(path)
-        else:
-            raise UserError(missing_or_special(path))
-        source = str(path)
-    check_arrays(arrays, source)
-    canonical = all(_sha256(arrays[k]) == MNIST_SHA256[k] for k in SPLITS)
-    arrays = {k: v.astype(np.int64) if k.startswith("y") else v for k, v in arrays.items()}
-    return Dataset(**arrays, source=source, canonical=canonical)
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -356,925 +406,25 @@ def normalize(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
-####################################################################################################
-# Preprocessing (your own images) ##################################################################
-####################################################################################################
+def plural(count: int, noun: str) -> str:
+    """'1 epoch', '2 epochs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"}
-# The only decoders Pillow may use, whatever a file's name or first bytes claim: each decodes in this
-# process. EPS, PS and PDF are handed to Ghostscript by Pillow, a program that runs what the file says.
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "HEIF")  # JPEG includes phones' MPO
-DECODE_PIXELS = 100_000_000  # an image decoding to more pixels than this (after JPEG's reduced decode) is refused
-# Pillow's modes of more than 8 bits a pixel, and the value that is white in each.
-WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
-WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before any other work
-DIGIT_BOX = 20  # MNIST fits each digit in 20x20, then centres its mass in 28x28
-MIN_CONTRAST = 0.08  # ink fainter than this against its paper (on a 0-1 scale) is not ink
-TARGET_STROKE = 2.2  # MNIST's typical stroke width, in pixels of the 20x20 box
-SOLID_INK = 70  # ink at or above this percentile of a digit's own ink is drawn full white, as MNIST's stroke cores are
-SMOOTHING = 0.8  # standard deviation of the Gaussian that smooths pixel noise, in pixels
-NOISY = 0.01  # pages with more pixel noise than this (standard deviation) are smoothed
-PAPER_WINDOW = 0.4  # the paper estimate's window, as a fraction of the page's longer side
-# A second paper estimate's window (and half of it), for pages the network reads unsure with the
-# first: wider than a stroke wherever a digit is under a tenth of the page, narrower than a
-# vignette, a patch of light or the bend of a shadow's edge, which then drop out as paper (a step
-# is no stroke).
-NARROW_WINDOW = 0.1
-STROKE_SPAN = 0.5  # ... but never narrower than half the height of the digits read surely (wider than their strokes)
-STROKE_WINDOW = 3  # ... nor than this many strokes' widths: wider than where two strokes meet
-FAINT = 0.3  # pieces of ink fainter than this fraction of the page's strongest are smudges
-INK_CORE = 0.35  # a piece of ink keeps the pixels above this fraction of its own strongest ink
-STRAIGHT = 0.15  # a blob whose second moments are this much thinner than long is a straight stroke
-BORDER_RUN = 0.5  # ink along this much of a page side and no deeper than BORDER_DEPTH into the page
-BORDER_DEPTH = 0.5  # is a page edge, a band or a shadow, not a digit
-LINE = 2.5  # straight lines longer than this many digit heights are underlines or borders
-PAGE_RULE = 0.8  # straight lines longer than this fraction of the page are rules, edges or borders
-SPECK = 0.3  # blobs smaller than this fraction of the digit height are specks (dots, dust)
-MIN_HEIGHT = 0.45  # a digit is at least this fraction of the digit height tall (not a dash or a dot)
-OFF_PAPER = 0.3  # background darker than this fraction of the paper is not paper (a table, a band)
-TOUCHING = 1.2  # a blob wider than this many digit heights is several digits touching
-ONE_DIGIT_WIDTH = 0.9  # two neighbouring pieces no wider together than this many digit heights may be one digit
-SURE_JOIN = 0.9  # one reading replaces two only when the network is as sure of it as of a clear digit
-# A run of writing (blobs on a line no further apart than WORD_GAP of its height: a word space is
-# wider) where at least WORD_MARKS blobs, half of them or more, read as no digit is a word: its
-# l's and o's are letters too, not a number's 1s and 0s (words_left_out).
-WORD_GAP, WORD_MARKS = 0.5, 2
-SMALL_PICTURE = 64  # an image no larger than this a side is one digit's picture, not a page
-PAPER_NEAR = 0.05  # pixels this near the fitted light (0-1 scale) are paper, for the next fit (light_slope)
-LIGHT_PAPER = 0.25  # light ink only where less than this share of the page is wide bright paper (light_ink)
-NOISE_BLOB = 4  # connected ink of fewer pixels is noise, never a digit (ink_blobs)
-DIGIT_POOL = 0.25  # the digit height is the median of blobs at least this share of the largest's area
-RULE_GAP, RULE_THIN = 0.05, 0.03  # a page rule may break for this share of the page, and is no thicker
-EDGE_REACH = 0.01  # ink this near (share of the page) a page edge or a band is its ragged bits
-EDGE_STRIP = 0.03  # ... and a straight stroke this near runs beside it: the edge's shading, not a 1
-# Ink (ink_mask), in units of the page's pixel noise: a pixel this far above the paper may be ink,
-# and a piece of ink holds at least one pixel this far above it (or SEED_CONTRAST x MIN_CONTRAST).
-NOISE_LOW, NOISE_HIGH, SEED_CONTRAST = 6, 12, 1.5
-# What is not a digit (is_clutter), in digit heights: a piece cut by the border and smaller than
-# BORDER_PIECE; a straight stroke wider than STRAIGHT_WIDE or taller than STRAIGHT_TALL (a 1 is
-# never that long); a blob taller than FRAME_TALL that encloses one at least FRAMED tall (a frame).
-BORDER_PIECE, STRAIGHT_WIDE, STRAIGHT_TALL, FRAME_TALL, FRAMED = 0.6, 1.2, 1.6, 1.2, 0.4
-# Pieces of one digit (belong_together), in digit heights unless said otherwise:
-UNDERLINE_DROP = 0.1  # a short flat piece starting this far below a digit's foot is an underline
-STACKED_OVERLAP = 0.5  # pieces sharing this much of the narrower one's width are stacked in one column
-SMALL_STACKED_OVERLAP = 0.3  # ... or this much, when the smaller is under SMALL_STACKED of the larger's height
-SMALL_STACKED = 0.6
-STACKED_GAP = 0.25  # stacked pieces no further apart than this share of the smaller one's height: a broken stroke
-ONE_DIGIT_TALL = 1.4  # two pieces together taller than this are two digits, one above the other
-PIECE_GAP = 0.3  # ... and pieces further apart than this, up or down, are too
-SIDE_PIECE, SIDE_GAP = 0.8, 0.12  # a piece under SIDE_PIECE tall within SIDE_GAP beside another is part of it
-# A piece starting no lower than UPPER_TOP and ending UPPER_FOOT of the pair's height above its foot,
-UPPER_TOP, UPPER_FOOT = 0.2, 0.15
-# and overlapping UPPER_OVERLAP of the narrower or coming UPPER_REACH near, is a 4's or 5's upper stroke.
-UPPER_OVERLAP, UPPER_REACH = 0.25, 0.08
-# Lines (group_lines): blobs sharing half the smaller's height are on one line; lines under
-# SMALLER_WRITING of the largest line's height are other writing (print on a form).
-SAME_LINE, SMALLER_WRITING = 0.5, 0.55
-FRAME_REACH = 0.1  # a box's side reaches this far above and below the number (without_frame_sides)
-FRAME_UPRIGHT = 0.2  # ... and stands upright, no wider than this share of its height: a slash or a slanted 1 leans
-# A digit-sized piece (digit_sized): ink this tall in its columns and this wide, in digit heights.
-PIECE_TALL, PIECE_WIDE = 0.6, 0.3
-# Touching digits (split_touching): a blob wider than TOUCHING_WIDTHS times the line's digits, cut
-# between CUT_SPAN of its width, at a column crossing one stroke no taller than CUT_INK digit heights.
-TOUCHING_WIDTHS, CUT_SPAN, CUT_INK = 1.7, (0.3, 0.7), 0.35
-# A blob this much wider than it is tall may be two digits touching (one digit is taller than
-# wide): the network is shown it cut in two as well (read_line, chosen_lines).
-MAYBE_TWO = 1.1
-CUT_SLANTS = (0.0, -0.25, 0.25, -0.5, 0.5)  # ... cut upright or leaning as writing leans (across per down: to 27 degrees)
-SIDE_BY_SIDE = 0.75  # ... into two pieces each at least this share of its height
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line, for a one-line error report."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
-def load_image(path: Path) -> np.ndarray:
-    """Open an image file as grayscale floats in [0, 1] (1 = white), downscaled early."""
-    if not path.is_file():  # a pipe or a device would block or never end: only regular files are read
-        raise UserError(f"{path}: not a regular file (a folder, a pipe or a device?)" if path.exists()
-                        else f"{path}: no such file")
-    return decoded(path, str(path), max_pixels=DECODE_PIXELS)
 
+def one_line(text: str) -> str:
+    """A message kept on one line: a newline or other control character in it (a file name can
+    hold one) is written as an escape."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
-@contextlib.contextmanager
-def opened_image(source, name: str):
-    """Pillow's image of a file or file-like object, opened only by the decoders in IMAGE_FORMATS
-    (no format that hands the file to another program, as EPS and PDF do), its Pillow warnings
-    kept quiet: NumNet says what is wrong in its own words."""
-    from PIL import Image, UnidentifiedImageError
 
-    _register_heif()
-    Image.init()  # every plugin imported (none runs anything on import), so that each named format is known
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and palette notes
-            with Image.open(source, formats=IMAGE_FORMATS) as img:
-                yield img
-    except Image.DecompressionBombError as exc:
-        raise UserError(f"{name}: image is too large to open safely ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise UnreadableImage(f"{name}: not a readable image (not PNG, JPEG, GIF, BMP, WebP, TIFF or HEIC)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage(f"{name}: not a readable image ({exc})") from exc
-
-
-@functools.cache
-def _register_heif() -> None:
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()  # iPhones' HEIC photos: decoded in-process by libheif
-
-
-def decoded(source, name: str, max_pixels: int = DECODE_PIXELS) -> np.ndarray:
-    """An image file or file-like object -> grayscale floats in [0, 1] (1 = white), at most
-    WORK_SIDE pixels a side. JPEGs decode at reduced size; an image that would still decode to
-    more than `max_pixels` is refused before it is decoded."""
-    with opened_image(source, name) as img:
-        img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
-        if img.width * img.height > max_pixels:
-            raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels; "
-                            f"the limit is {max_pixels / 1e6:.0f} megapixels)")
-        return _working_gray(img)
-
-
-def _working_gray(img) -> np.ndarray:
-    """A Pillow image -> grayscale floats in [0, 1], turned upright and shrunk to WORK_SIDE; a
-    large one is shrunk before any copy of it at full size in floats is made."""
-    from PIL import Image, ImageOps
-
-    ImageOps.exif_transpose(img, in_place=True)
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-        img = img if img.mode == "RGBA" else img.convert("RGBA")
-        if max(img.size) > WORK_SIDE:  # shrunk before its transparency is flattened
-            img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-        img = flatten_alpha(img)
-    white = WIDE_MODES.get(img.mode)
-    if white is not None:  # a 16-bit scan at its own contrast: convert("L") would clip it
-        img = img.convert("F")
-    elif img.mode != "L":
-        img = img.convert("L")
-    if max(img.size) > WORK_SIDE:
-        img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-    if white is not None:
-        return np.clip(np.asarray(img, np.float32) / np.float32(white), 0, 1)
-    return np.asarray(img, np.float32) / 255.0  # in [0, 1] already
-
-
-def flatten_alpha(rgba):
-    """Put a transparent drawing on a background that contrasts with its ink."""
-    from PIL import Image
-
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32)
-    gray = np.asarray(rgba.convert("L"), dtype=np.float32)
-    ink = gray[alpha > 127]
-    background = 0 if ink.size and ink.mean() > 127 else 255
-    return Image.composite(rgba, Image.new("RGBA", rgba.size, (background,) * 3 + (255,)), rgba.getchannel("A"))
-
-
-@dataclasses.dataclass(frozen=True)
-class Blob:
-    """Connected ink, or several pieces of one digit: its labels in the page's label image and its
-    box (top, bottom, left, right), in page pixels."""
-
-    labels: frozenset[int]
-    top: int
-    bottom: int
-    left: int
-    right: int
-    area: int  # ink pixels
-    straight: bool = False  # a straight stroke: a ruled line, an underline, a column rule, or a 1
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    def join(self, other: Blob) -> Blob:
-        return Blob(self.labels | other.labels, min(self.top, other.top), max(self.bottom, other.bottom),
-                    min(self.left, other.left), max(self.right, other.right), self.area + other.area)
-
-
-@dataclasses.dataclass(frozen=True)
-class Digit:
-    """One digit found on a page: its box (top, bottom, left, right) and the 28x28 image made of it;
-    `with_next`, where this blob and the next on its line could be one digit (a 4 in two strokes,
-    a digit cut in two), that reading of them, for the network to choose (see chosen_lines), and
-    `apart`, where it is as wide as two digits touching, the reading of its two pieces."""
-
-    box: tuple[int, int, int, int]
-    image: np.ndarray
-    stroke: float  # its strokes' mean width, in page pixels
-    with_next: Digit | None = None
-    apart: tuple[Digit, Digit] | None = None  # its two pieces, where it could be two digits touching
-
-
-@dataclasses.dataclass(frozen=True)
-class Look:
-    """How a page is looked at: the paper estimate's window, as a fraction of the page's longer
-    side, and whether the light across the paper may curve (a lamp's fall-off, dark corners) or
-    only slope. The first look is broad and plain; a second look (second_looks) is narrower and
-    lets the light curve, which a tight crop full of ink could mislead at first sight."""
-
-    window: float = PAPER_WINDOW
-    curved_light: bool = False
-
-
-FIRST_LOOK = Look()
-
-
-@dataclasses.dataclass(frozen=True)
-class Reading:
-    """One file or picture read: its lines of digits, or why there are none.
-
-    `size` is the working image's height and width (digit boxes are in its pixels); `gray` is
-    that image itself for a picture read from memory, while a file is read again when predict.png
-    draws it (picture()), so that a folder's readings carry no pages. `whole` is the digit-sized
-    picture's ink read as one digit, an alternative reading (see read_page). `proba` holds the network's
-    probabilities, one row per digit in reading order, once chosen_readings has chosen. `error`
-    says why nothing can be read; `blank` marks an error that is only "no digit found"."""
-
-    file: str
-    lines: list[list[Digit]] = dataclasses.field(default_factory=list)
-    size: tuple[int, int] = (0, 0)
-    gray: np.ndarray | None = None
-    whole: Digit | None = None
-    proba: np.ndarray | None = None
-    error: str | None = None
-    blank: bool = False
-
-    @property
-    def digits(self) -> list[Digit]:
-        """The digits of every line, in reading order."""
-        return [digit for line in self.lines for digit in line]
-
-    @property
-    def scale(self) -> float:
-        """The size of the picture drawn in predict.png over the working image's."""
-        return min(1.0, SHEET_PAGE[0] / max(self.size[1], 1), SHEET_PAGE[1] / max(self.size[0], 1))
-
-    def picture(self) -> np.ndarray:
-        """The picture as predict.png draws it: a small uint8 copy of the working image (read
-        from the file again, blank where it can no longer be read)."""
-        gray = self.gray
-        if gray is None:
-            with contextlib.suppress(UserError):  # gone or no longer readable: drawn blank
-                gray = load_image(Path(self.file))
-        if gray is None or gray.shape != self.size:  # ... or changed since it was read
-            gray = np.ones(self.size, np.float32)
-        return thumbnail(gray, self.scale)
-
-    @functools.cached_property
-    def kept(self) -> np.ndarray:
-        """Per blob of a chosen reading, in reading order: whether it counts as a digit (the
-        network reads one there, and it is not a letter of a word: words_left_out)."""
-        return words_left_out(self.lines, is_digit(self.proba))
-
-    @property
-    def unreadable(self) -> bool:
-        """The file itself failed (missing, not an image, too large), not merely blank."""
-        return self.error is not None and not self.blank
-
-
-def smoothed(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    """A noisy photo with its pixel noise smoothed away (a small Gaussian), so that faint strokes
-    stand out and the paper estimate does not follow the noise; a clean scan as it is, so that
-    its thin strokes keep their contrast. Returned with the pixel noise of what is returned."""
-    from scipy import ndimage as ndi
-
-    noise = pixel_noise(gray)
-    if noise <= NOISY:
-        return gray, noise
-    gray = ndi.gaussian_filter(gray, SMOOTHING)
-    return gray, pixel_noise(gray)
-
-
-def ink_map(gray: np.ndarray, look: Look = FIRST_LOOK) -> tuple[np.ndarray, np.ndarray]:
-    """Ink bright on black in [0, 1], as contrast against the paper around it, and where the
-    background is not paper at all.
-
-    The paper is a grey closing (an opening, for light ink) with a window wider than any stroke,
-    so a bold stroke is never mistaken for paper; slow shading and anything dark that is wider
-    than the window (a table, a scanner's black band) count as background and drop out. It is
-    taken of the page with the slope of the light across it removed, which a closing near the
-    border would overshoot. Background far darker than the page's paper is returned as the
-    second array: ink touching it is the ragged edge of a page or a band.
-    """
-    window = max(3, round(look.window * max(gray.shape)))
-    light = light_ink(gray, window)
-    slope = light_slope(gray, light, look.curved_light)
-    if light:
-        board = _opening(gray - slope, window) + slope
-        return np.clip(gray - board, 0, 1), 1 - board < OFF_PAPER * median(1 - board[::4, ::4])
-    paper = _closing(gray - slope, window) + slope
-    return np.clip(paper - gray, 0, 1), paper < OFF_PAPER * median(paper[::4, ::4])
-
-
-def light_ink(gray: np.ndarray, window: int) -> bool:
-    """Whether the ink is light (chalk, a drawing on a black screen): most of the page, its border
-    too, is nearer the darkest than the brightest pixel, and no wide bright paper is in view."""
-    middle = (float(gray.min()) + float(gray.max())) / 2
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if median(gray[::4, ::4]) >= middle or median(border) >= middle:
-        return False
-    # Opening the pixels above the middle is the same as opening the page and then thresholding
-    # (a flat window commutes with a threshold), at a quarter of the memory.
-    return bool(np.mean(_opening(gray >= middle, window)) < LIGHT_PAPER)
-
-
-def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarray:
-    """The light across the paper: a plane fit to the paper's brightness (least squares on every
-    4th pixel of the brighter half, or the darker half for light ink, then again on those near the
-    first fit), then a quadratic surface fit to the pixels near that plane, which follows a lamp's
-    fall-off and a lens's dark corners; neither is pulled by ink, a table or a band."""
-    rows, cols, design = _light_terms(gray.shape)
-    sample = gray[::4, ::4].ravel()
-    middle = median(sample)
-    paper = sample <= middle if light else sample >= middle  # the paper's side of the page to begin with
-    for terms in (3, 3, 6) if curved else (3, 3):  # plane, plane, quadratic
-        coef = least_squares(design[paper, :terms], sample[paper])
-        off = sample - design[:, :terms] @ coef
-        near = off <= PAPER_NEAR if light else off >= -PAPER_NEAR
-        if near.sum() < 6:
-            break
-        paper = near
-    surface = coef[0] + coef[1] * rows + coef[2] * cols
-    if len(coef) == 6:  # a plane's quadratic terms are nought: adding them changes nothing
-        surface = surface + coef[3] * rows**2 + coef[4] * cols**2 + coef[5] * rows * cols
-    return surface.astype(np.float32)
-
-
-@functools.lru_cache(maxsize=8)
-def _light_terms(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """light_slope's coordinates for a page of this shape (a folder's pages mostly share one):
-    rows and columns as fractions of the longer side, and the terms of the quadratic surface at
-    every 4th pixel (1, r, c, r², c², rc)."""
-    side = max(shape)
-    rows, cols = (axis.astype(np.float32) / side for axis in np.ogrid[0 : shape[0], 0 : shape[1]])
-    r, c = (a.ravel() for a in np.meshgrid(rows[::4, 0], cols[0, ::4], indexing="ij"))
-    design = np.column_stack([np.ones(r.size), r, c, r * r, c * c, r * c])
-    for array in (rows, cols, design):
-        array.flags.writeable = False
-    return rows, cols, design
-
-
-def least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The coefficients that fit `design @ coef` to `values` best, by the normal equations: two
-    small matrix products (a few columns), at a fifth of einsum's time."""
-    return np.linalg.lstsq(design.T @ design, design.T @ values.astype(np.float64), rcond=None)[0]
-
-
-def median(values) -> np.floating:
-    """np.median(values) (the two middle values' mean for an even count), by one partition without
-    the generic machinery: a page takes several medians, each cheap next to numpy's overhead."""
-    values = np.ravel(values)
-    half = values.size // 2
-    if values.size % 2:
-        return np.partition(values, half)[half]
-    part = np.partition(values, (half - 1, half))
-    return (part[half - 1] + part[half]) / 2
-
-
-def percentile(values: np.ndarray, q: float) -> np.float64:
-    """np.percentile(values, q) of a 1-D float array (its linear method), by one partition without
-    the generic machinery, which cost a third of fitting a digit; a test checks it is the same."""
-    index = q / 100 * (values.size - 1)
-    below = int(index)
-    above = min(below + 1, values.size - 1)
-    part = np.partition(values, (below, above))
-    low, high, t = part[below], part[above], index - below
-    return high - (high - low) * (1 - t) if t >= 0.5 else low + (high - low) * t
-
-
-def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
-    """Where the strokes are.
-
-    Hysteresis finds each piece of ink: connected pixels above a low level that hold a pixel
-    above a high one, both set from the page's noise, so faint pencil is found and noise is not.
-    A piece much fainter than the page's strongest is a smudge or a ruled line and is dropped;
-    every other piece keeps its pixels above a fraction of its own strongest ink, so faint and
-    bold strokes both come out at their real width. `noise` is the page's pixel_noise.
-    """
-    from scipy import ndimage as ndi
-
-    labels, count = ndi.label(ink > max(MIN_CONTRAST, NOISE_LOW * noise), structure=np.ones((3, 3)))
-    seeded = np.zeros(count + 1, bool)
-    seeded[labels[ink > max(SEED_CONTRAST * MIN_CONTRAST, NOISE_HIGH * noise)]] = True
-    seeded[0] = False
-    if not seeded.any():
-        return np.zeros_like(ink, bool)
-    inked = labels > 0
-    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
-    # The 3x3 means of the inked pixels see no further than one pixel round them.
-    box = np.s_[max(rows[0] - 1, 0) : rows[-1] + 2, max(cols[0] - 1, 0) : cols[-1] + 2]
-    peaks = np.zeros(count + 1, np.float32)
-    np.maximum.at(peaks, labels[box][inked[box]], ndi.uniform_filter(ink[box], 3)[inked[box]])
-    kept = seeded & (peaks >= FAINT * peaks[seeded].max())
-    mask = np.zeros_like(ink, bool)  # no ink outside the box round the inked pixels
-    mask[box] = ink[box] >= np.where(kept, INK_CORE * peaks, np.inf)[labels[box]]
-    return mask
-
-
-def pixel_noise(gray: np.ndarray) -> float:
-    """The page's pixel noise (standard deviation), from neighbouring pixels' differences (every
-    other row is plenty): robust, since strokes' edges are few among them."""
-    steps = np.abs(np.diff(gray[::2], axis=1))
-    return float(1.4826 * median(steps) / np.sqrt(2)) if steps.size else 0.0
-
-
-def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
-    """Label the connected pieces of ink (8-connected) and describe each as a Blob; pieces of a
-    few pixels are left out (noise, never a digit)."""
-    from scipy import ndimage as ndi
-
-    labels, _ = ndi.label(mask, structure=np.ones((3, 3)))
-    blobs = []
-    for label, box in enumerate(ndi.find_objects(labels), start=1):
-        pixels = labels[box] == label  # a piece's pixels lie in its box
-        area = int(pixels.sum())
-        if area < NOISE_BLOB:
-            continue
-        straight = False
-        if area >= 10:
-            minor, major = squared_axes(pixels)
-            straight = bool(minor < STRAIGHT**2 * major)
-        blobs.append(Blob(frozenset([label]), box[0].start, box[0].stop, box[1].start, box[1].stop, area, straight))
-    return labels, blobs
-
-
-def squared_axes(mask: np.ndarray) -> np.ndarray:
-    """A shape's squared axis lengths, shorter first, up to one factor: the eigenvalues of the
-    covariance of its pixels' coordinates (what scikit-image's inertia_tensor_eigvals gives, at a
-    third of its cost: a page holds hundreds of blobs), the covariance taken as np.cov(bias=True)
-    takes it, without its argument handling."""
-    coords = np.array(np.nonzero(mask), dtype=float)
-    coords -= coords.mean(axis=1)[:, None]
-    covariance = np.dot(coords, coords.T)
-    covariance *= np.true_divide(1, coords.shape[1])
-    return np.linalg.eigvalsh(covariance)
-
-
-def labelled(labels: np.ndarray, ids) -> np.ndarray:
-    """Where a label image holds one of these labels: np.isin, or a comparison for one label (a
-    blob is mostly one piece of ink), at a tenth of np.isin's cost."""
-    ids = list(ids)
-    return labels == ids[0] if len(ids) == 1 else np.isin(labels, ids)
-
-
-def touches_border(blob: Blob, shape: tuple[int, int]) -> bool:
-    return blob.top == 0 or blob.left == 0 or blob.bottom == shape[0] or blob.right == shape[1]
-
-
-def hugs_border(blob: Blob, labels: np.ndarray) -> bool:
-    """Whether the blob runs along one side of the page and stays near it: a page edge, a
-    scanner's black band, a shadow or a strip of table, but not a digit cropped tight."""
-    if not touches_border(blob, labels.shape):
-        return False
-    height, width = labels.shape
-    across, down = blob.width / width, blob.height / height
-    sides = ((blob.top == 0, labels[0], across, down), (blob.bottom == height, labels[-1], across, down),
-             (blob.left == 0, labels[:, 0], down, across), (blob.right == width, labels[:, -1], down, across))
-    # A side the blob does not reach, or spans less than BORDER_RUN of, it cannot run along.
-    return any(reaches and run >= BORDER_RUN and depth < BORDER_DEPTH
-               and labelled(side, blob.labels).mean() >= BORDER_RUN for reaches, side, run, depth in sides)
-
-
-def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
-    """The height of this page's digits: the median height of the blobs that could be digits (not
-    flat straight strokes such as underlines, not along the border) and are not much smaller than
-    the largest of them."""
-    pool = [b for b in blobs if not (b.straight and b.width > b.height) and not hugs_border(b, labels)] or blobs
-    largest = max(b.area for b in pool)
-    return float(median([b.height for b in pool if b.area >= DIGIT_POOL * largest]))
-
-
-def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
-    """The pixels on runs of ink at least `length` long along `axis` (a binary opening)."""
-    return _running(_running(mask, length, axis, np.minimum), length, axis, np.maximum)
-
-
-def _mirrored(size: int) -> int:
-    """The origin of a mirrored window of `size`, as scipy's closings and openings dilate with
-    one: an even window starts a pixel later."""
-    return -1 if size % 2 == 0 else 0
-
-
-def _closing(image: np.ndarray, size: int) -> np.ndarray:
-    """scipy.ndimage.grey_closing(image, size=size)."""
-    return _square_running(_square_running(image, size, np.maximum, _mirrored(size)), size, np.minimum)
-
-
-def _opening(image: np.ndarray, size: int) -> np.ndarray:
-    """scipy.ndimage.grey_opening(image, size=size)."""
-    return _square_running(_square_running(image, size, np.minimum), size, np.maximum, _mirrored(size))
-
-
-def _square_running(image: np.ndarray, size: int, op, origin: int = 0) -> np.ndarray:
-    """The running minimum or maximum over size x size windows (scipy.ndimage's minimum_filter or
-    maximum_filter with `size`), by _running_down down the columns, then down the rows."""
-    return _running_down(_running_down(image, size, op, origin).T, size, op, origin).T
-
-
-def _running(array: np.ndarray, size: int, axis: int, op, origin: int = 0, fill=None) -> np.ndarray:
-    """The running minimum or maximum along `axis` (see _running_down)."""
-    if axis == 0:
-        return _running_down(array, size, op, origin, fill)
-    return _running_down(array.T, size, op, origin, fill).T
-
-
-def _running_down(array: np.ndarray, size: int, op, origin: int = 0, fill=None) -> np.ndarray:
-    """The running minimum or maximum (`op` np.minimum or np.maximum) over windows of `size`
-    down a 2-D array's columns: exactly scipy.ndimage's minimum_filter1d or maximum_filter1d
-    along axis 0 (mode 'reflect', or 'constant' with `fill` where given), as log2(size)
-    elementwise steps, each window the op of two overlapping power-of-two spans. scipy's running
-    filter cost about 10 ns a pixel whatever the window, two to four times this, and a third of
-    the time of reading a small page."""
-    before = size // 2 + origin
-    after = size - 1 - before
-    if fill is not None:
-        edge = np.full((1, *array.shape[1:]), fill, array.dtype)
-        spans = np.concatenate([edge.repeat(before, 0), array, edge.repeat(after, 0)])
-    elif max(before, after) <= len(array):  # the edge mirrored (scipy's "reflect"), as one C-ordered copy
-        spans = np.concatenate([array[:before][::-1], array, array[::-1][:after]])
-    else:  # a window longer than the array mirrors it again and again
-        spans = np.ascontiguousarray(np.pad(array, [(before, after), (0, 0)], mode="symmetric"))
-    span = 1
-    while 2 * span <= size:  # spans[i] holds the op over the `span` rows from i
-        spans = op(spans[:-span], spans[span:])
-        span *= 2
-    return op(spans[: len(array)], spans[size - span : size - span + len(array)])
-
-
-def _closed_along(mask: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """scipy.ndimage.binary_closing(mask) by a line of `size` pixels along `axis`, by _running:
-    beyond the page is no ink, as there."""
-    dilated = _running(mask, size, axis, np.maximum, _mirrored(size), fill=False)
-    return _running(dilated, size, axis, np.minimum, fill=False)
-
-
-def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: int | None = None) -> np.ndarray:
-    """Take out straight lines: near-horizontal runs of ink at least `across` long and
-    near-vertical ones at least `down` long, bridging gaps of `gap` pixels along them (a dashed
-    or broken rule), and only where they are at most `thin` pixels thick (when given), with the
-    ragged ink along their sides. Strokes that cross a line keep the pixels they share with it."""
-    lines = np.zeros_like(mask)
-    for axis, length in ((1, across), (0, down)):
-        inked = np.flatnonzero(mask.any(axis=1 - axis))  # where along `axis` there is ink at all
-        if length >= mask.shape[axis] or not inked.size or inked[-1] - inked[0] + 1 < length / 2:
-            continue  # no run this long fits in the page, or in the stretch the ink spans
-        slack = _running(mask, 5, 1 - axis, np.maximum)  # a slightly slanted line: long runs too
-        if slack.sum(axis=axis).max() < length / 2:  # no run this long, even with gaps: nothing to do
-            continue
-        if gap:
-            slack = _running(_running(slack, gap, axis, np.maximum), gap, axis, np.minimum)
-        runs = opened(slack, length, axis)
-        if thin is not None:  # thicker than a rule across it: a stroke, not a rule
-            runs &= ~opened(mask, thin + 1, axis=1 - axis)
-        lines |= _running(runs & mask, 5, 1 - axis, np.maximum) & mask
-    if not lines.any():
-        return mask
-    kept = mask & ~lines
-    reach = max(3, round(0.02 * max(across, down)))  # ink this close on both sides of a line: a crossing stroke
-    crossing = _closed_along(kept, reach, 0) | _closed_along(kept, reach, 1)
-    return kept | (crossing & lines)
-
-
-def is_clutter(blob: Blob, labels: np.ndarray, height: float, others: list[Blob]) -> bool:
-    """Ink that is not part of a digit: a page edge, band or shadow along the border, a small piece
-    cut by the border, a straight line much longer than the digits, or a frame drawn around them."""
-    cut_by_border = touches_border(blob, labels.shape) and max(blob.height, blob.width) < BORDER_PIECE * height
-    if hugs_border(blob, labels) or cut_by_border:
-        return True
-    if blob.straight and (blob.width > STRAIGHT_WIDE * height or blob.height > STRAIGHT_TALL * height):
-        return True
-    return blob.height > FRAME_TALL * height and any(encloses(blob, other) and other.height >= FRAMED * height
-                                                     for other in others)
-
-
-def encloses(outer: Blob, inner: Blob) -> bool:
-    return (outer is not inner and outer.top < inner.top and inner.bottom < outer.bottom
-            and outer.left < inner.left and inner.right < outer.right)
-
-
-def belong_together(a: Blob, b: Blob, height: float, labels: np.ndarray) -> bool:
-    """Whether two blobs are pieces of one digit: stacked in one column (a 5 whose bar floats, a
-    stroke broken in two), a small piece right beside a bigger one, or an upper piece overlapping
-    or all but touching a longer one (a 4 written in two strokes). A flat piece below a digit is
-    an underline, not part of it."""
-    small, big = sorted((a, b), key=lambda blob: blob.height)
-    if small.height < MIN_HEIGHT * height and small.top >= big.bottom - UNDERLINE_DROP * height:
-        return False
-    joined = a.join(b)
-    overlap = (min(a.right, b.right) - max(a.left, b.left)) / min(a.width, b.width)
-    gap = max(a.top, b.top) - min(a.bottom, b.bottom)
-    stacked = SMALL_STACKED_OVERLAP if small.height <= SMALL_STACKED * big.height else STACKED_OVERLAP
-    if overlap >= stacked and gap <= STACKED_GAP * small.height:
-        return True
-    if joined.height > ONE_DIGIT_TALL * height or gap > PIECE_GAP * height:
-        return False
-    if overlap >= STACKED_OVERLAP:
-        return True
-    if small.height < SIDE_PIECE * height and -overlap * min(a.width, b.width) < SIDE_GAP * height:
-        return True
-    upper = small.top <= big.top + UPPER_TOP * height and small.bottom <= big.bottom - UPPER_FOOT * joined.height
-    return upper and (overlap >= UPPER_OVERLAP or comes_within(a, b, labels, round(UPPER_REACH * height)))
-
-
-def comes_within(a: Blob, b: Blob, labels: np.ndarray, reach: int) -> bool:
-    """Whether two blobs come within `reach` pixels of each other."""
-    from scipy import ndimage as ndi
-
-    joined = a.join(b)
-    region = labels[joined.top : joined.bottom, joined.left : joined.right]
-    near = ndi.binary_dilation(labelled(region, a.labels), iterations=max(reach, 1))
-    return bool((near & labelled(region, b.labels)).any())
-
-
-def merge_parts(blobs: list[Blob], height: float, labels: np.ndarray) -> list[Blob]:
-    """Join the pieces of each digit until no two pieces belong together."""
-    blobs = sorted(blobs, key=lambda b: b.left)
-    merged = True
-    while merged:
-        merged = False
-        for i, j in itertools.combinations(range(len(blobs)), 2):
-            if belong_together(blobs[i], blobs[j], height, labels):
-                blobs[i] = blobs[i].join(blobs.pop(j))
-                merged = True
-                break
-    return blobs
-
-
-def group_lines(blobs: list[Blob]) -> list[list[Blob]]:
-    """Blobs grouped into lines of writing, top to bottom, each read left to right; lines of much
-    smaller writing than the largest (printed text beside a handwritten number) are dropped."""
-    lines: list[list[Blob]] = []
-    for blob in sorted(blobs, key=lambda b: b.top + b.bottom):
-        for line in lines:
-            top, bottom = min(b.top for b in line), max(b.bottom for b in line)
-            if min(bottom, blob.bottom) - max(top, blob.top) >= SAME_LINE * min(blob.height, bottom - top):
-                line.append(blob)
-                break
-        else:
-            lines.append([blob])
-    lines = [without_frame_sides(line) for line in lines]
-    sizes = [line_height(line) for line in lines]
-    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes)
-            if size >= SMALLER_WRITING * max(sizes)]
-
-
-def without_frame_sides(line: list[Blob]) -> list[Blob]:
-    """The line without upright straight strokes that reach well above and below all its other
-    blobs: the sides of a box drawn around the number, or column rules, not 1s (a 1 written
-    slanted leans; a box's side and a rule run along the page)."""
-    rest = [b for b in line if not b.straight]
-    if not rest:
-        return line
-    top, bottom, height = min(b.top for b in rest), max(b.bottom for b in rest), line_height(rest)
-    reach = FRAME_REACH * height
-    return [b for b in line if not (b.straight and b.width <= FRAME_UPRIGHT * b.height
-                                    and b.top < top - reach and b.bottom > bottom + reach)]
-
-
-def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: float | None = None) -> list[Blob]:
-    """Cut a blob much wider than one digit where two digits touch (cut_in_two), again and again,
-    so that touching digits ("74") are read one by one: a blob wider than TOUCHING digit heights,
-    or than TOUCHING_WIDTHS times the line's usual digit width (`digit_width`, known where the
-    line has a few digits)."""
-    by_width = digit_width is not None and blob.width > TOUCHING_WIDTHS * digit_width
-    if blob.width <= TOUCHING * height and not by_width:
-        return [blob]
-    pieces = cut_in_two(blob, mask, height)
-    if pieces is None:
-        return [blob]
-    return [part for piece in pieces for part in split_touching(piece, mask, height, digit_width)]
-
-
-def cut_in_two(blob: Blob, mask: np.ndarray, height: float) -> list[Blob] | None:
-    """Where a blob would be cut if it is two digits touching: the column within CUT_SPAN of its
-    width with the least ink among those that cross one short stroke (where two digits touch) and
-    leave a digit-sized piece on each side; None where there is none (a wide 0, a 2 with a long
-    tail)."""
-    for _, cut in _touching_columns(mask[blob.top : blob.bottom, blob.left : blob.right], height):
-        pieces = [dataclasses.replace(blob, right=blob.left + cut), dataclasses.replace(blob, left=blob.left + cut)]
-        if all(digit_sized(piece, mask, height) for piece in pieces):
-            return pieces
-    return None
-
-
-def _touching_columns(region: np.ndarray, height: float) -> list[tuple[int, int]]:
-    """The columns of a blob's mask within CUT_SPAN of its width that cross one short stroke (no
-    taller than CUT_INK digit heights), where two digits could touch: (ink, column) pairs, least
-    ink first (the leftmost first among equals)."""
-    ink = region.sum(axis=0)
-    runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
-    span = range(round(CUT_SPAN[0] * region.shape[1]), round(CUT_SPAN[1] * region.shape[1]))
-    return sorted((int(ink[cut]), cut) for cut in span if runs[cut] <= 1 and ink[cut] <= CUT_INK * height)
-
-
-def slanted_cut(blob: Blob, mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """Where a blob would be cut if it is two digits touching, as cut_in_two looks for it, but
-    along lines that lean as handwriting leans (CUT_SLANTS) as well as upright (slanted digits
-    overlap in every column: only a slanted cut passes between them), and leaving two pieces each
-    SIDE_BY_SIDE of the blob's height (two digits on a line stand about as tall; a 1's flag or a
-    hook is no digit). Returns the two pieces' masks over the blob's box (the cut crossing the
-    least ink), or None."""
-    region = mask[blob.top : blob.bottom, blob.left : blob.right]
-    rows, cols = np.nonzero(region)
-    tall = max(PIECE_TALL * height, SIDE_BY_SIDE * blob.height)
-    best = None
-    for slant in CUT_SLANTS:
-        along = cols - np.round(slant * (rows - (blob.height - 1) / 2)).astype(int)  # column once upright
-        along -= along.min()
-        sheared = np.zeros((blob.height, along.max() + 1), bool)
-        sheared[rows, along] = True
-        for ink, cut in _touching_columns(sheared, height):
-            if best and ink >= best[0]:
-                break
-            left = along < cut
-            if all(_spans(rows[side], cols[side], tall, PIECE_WIDE * height) for side in (left, ~left)):
-                best = (ink, left)
-                break
-    if best is None:
-        return None
-    left = np.zeros_like(region)
-    left[rows[best[1]], cols[best[1]]] = True
-    return left, region & ~left
-
-
-def _spans(rows: np.ndarray, cols: np.ndarray, tall: float, wide: float) -> bool:
-    """Whether pixels at these rows and columns reach at least `tall` pixels high and `wide` across."""
-    return len(rows) > 0 and np.ptp(rows) + 1 >= tall and np.ptp(cols) + 1 >= wide
-
-
-def find_digits(gray: np.ndarray, look: Look = FIRST_LOOK) -> list[list[Digit]]:
-    """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
-    right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `look` sets the paper
-    estimate's window and whether the light may curve."""
-    gray, noise = smoothed(gray)
-    ink, off_paper = ink_map(gray, look)
-    mask = remove_page_rules(ink_mask(ink, noise))  # first: rules across the page would hide the digits' size
-    labels, blobs = ink_blobs(mask)
-    blobs = away_from_edges(blobs, labels, off_paper)  # a page edge with its ragged bits, a band, a table
-    if not blobs:
-        return []
-    height = digit_height(blobs, labels)
-    kept = labelled(labels, [label for b in blobs for label in b.labels])
-    unlined = remove_lines(kept, round(LINE * height), round(LINE * height))
-    if unlined is not kept:
-        labels, blobs = ink_blobs(unlined)
-    blobs = [b for b in blobs if max(b.height, b.width) >= SPECK * height]
-    blobs = [b for b in blobs if not is_clutter(b, labels, height, blobs)]
-    if not blobs:
-        return []
-    height = digit_height(blobs, labels)
-    digits = [b for b in merge_parts(blobs, height, labels) if b.height >= MIN_HEIGHT * height]
-    return [read_line(line, labels, ink) for line in group_lines(digits)]
-
-
-def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Digit]:
-    """One line of blobs -> its digits, touching digits cut apart; each next to a piece it could
-    form one digit with carries that joined reading too, and each as wide as two digits that
-    touch carries the reading of its two pieces (slanted_cut)."""
-    height = line_height(line)
-    digit_width = float(median([b.width for b in line])) if len(line) >= 3 else None
-    pieces, apart = [], {}
-    for blob in line:
-        mask, box = np.zeros(labels.shape, bool), np.s_[blob.top : blob.bottom, blob.left : blob.right]
-        mask[box] = labelled(labels[box], blob.labels)  # a blob's pixels lie in its box
-        for piece in split_touching(blob, mask, height, digit_width):
-            if piece.width >= MAYBE_TWO * piece.height and (cut := slanted_cut(piece, mask, height)):
-                region = np.s_[piece.top : piece.bottom, piece.left : piece.right]
-                apart[len(pieces)] = tuple(masked_digit(part, ink[region], piece.top, piece.left) for part in cut)
-            pieces.append(piece)
-    digits = []
-    for n, (piece, after) in enumerate(itertools.zip_longest(pieces, pieces[1:])):
-        joined = after and piece.join(after)
-        could_be_one = joined is not None and joined.width <= ONE_DIGIT_WIDTH * height
-        digits.append(dataclasses.replace(cut_digit(piece, labels, ink), apart=apart.get(n),
-                                          with_next=cut_digit(joined, labels, ink) if could_be_one else None))
-    return digits
-
-
-def remove_page_rules(mask: np.ndarray) -> np.ndarray:
-    """Take out thin straight lines that run across most of the page: ruled lines, column rules,
-    page edges, even where broken."""
-    rows, cols = mask.shape
-    side = max(rows, cols)
-    return remove_lines(mask, round(PAGE_RULE * cols), round(PAGE_RULE * rows), gap=round(RULE_GAP * side),
-                        thin=max(3, round(RULE_THIN * side)))
-
-
-def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray) -> list[Blob]:
-    """The blobs that neither run along the page's border nor come near it or the background
-    beyond the paper, nor are straight strokes beside them: what is left once a page edge, a band
-    or a table goes, with its ragged bits and the shading along its edge."""
-    edges = off_paper | labelled(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
-    if not edges.any():
-        return blobs
-    near, beside = (_labels_near(edges, labels, share) for share in (EDGE_REACH, EDGE_STRIP))
-    return [b for b in blobs if not b.labels & near and not (b.straight and b.labels & beside)]
-
-
-def _labels_near(where: np.ndarray, labels: np.ndarray, share: float) -> set[int]:
-    """The labels of the ink within `share` of the page's longer side of `where`."""
-    reach = 2 * max(2, round(share * max(labels.shape))) + 1
-    return set(np.unique(labels[_square_running(where, reach, np.maximum)]).tolist())
-
-
-def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:
-    """Whether the ink in a piece's columns is as tall as a digit and wide enough to be one."""
-    rows = np.flatnonzero(mask[:, piece.left : piece.right].any(axis=1))
-    return len(rows) > 0 and rows[-1] - rows[0] + 1 >= PIECE_TALL * height and piece.width >= PIECE_WIDE * height
-
-
-def line_height(line: list[Blob]) -> float:
-    return float(median([b.height for b in line]))
-
-
-def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
-    """The blob's own ink (not a neighbour's overhang), cropped to its pixels and fit to 28x28."""
-    region = np.s_[blob.top : blob.bottom, blob.left : blob.right]
-    return masked_digit(labelled(labels[region], blob.labels), ink[region], blob.top, blob.left)
-
-
-def masked_digit(mask: np.ndarray, ink: np.ndarray, top: int, left: int) -> Digit:
-    """The ink under `mask` (both a region of the page whose corner is at `top`, `left`), cropped
-    to its pixels and fit to 28x28."""
-    crop = ink_crop(mask)
-    box = (top + crop[0].start, top + crop[0].stop, left + crop[1].start, left + crop[1].stop)
-    stroke = mean_stroke_width(mask[crop])
-    return Digit(tuple(int(v) for v in box), fit_digit(ink[crop], mask[crop], stroke), stroke)
-
-
-def ink_crop(mask: np.ndarray) -> tuple[slice, slice]:
-    """The rows and columns of the box round a mask's pixels (it has some)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-
-def mean_stroke_width(mask: np.ndarray) -> float:
-    """Average stroke width of a binary shape: its area over half its perimeter (the pixels
-    with a side open: not inside, where all four neighbours are ink too, as scipy's
-    binary_erosion would have it, at a third of its cost)."""
-    inside = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    area = mask.sum()
-    perimeter = area - inside.sum()
-    return float(2 * area / max(perimeter, 1))
-
-
-def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) -> np.ndarray:
-    """One cropped digit -> MNIST's 28x28 uint8: fit in 20x20 keeping aspect, stroke cores solid
-    and strokes thickened to MNIST's width, centre of mass in the middle. `stroke` is the mask's
-    mean_stroke_width, where the caller has measured it already."""
-    from PIL import Image, ImageFilter
-
-    scale = DIGIT_BOX / max(ink.shape)
-    solid = max(float(percentile(ink[mask], SOLID_INK)), 1e-6)
-    img = Image.fromarray((np.where(mask, np.clip(ink / solid, 0, 1), 0) * 255).astype(np.uint8))
-    width_in_box = (mean_stroke_width(mask) if stroke is None else stroke) * scale
-    if width_in_box < TARGET_STROKE * 0.75:
-        # Thicken at 3x the final size, where one filter step is a third of a final pixel.
-        mid = 3 * DIGIT_BOX / max(ink.shape)
-        img = _resized(img, (max(1, round(img.width * mid)), max(1, round(img.height * mid))), Image.Resampling.BOX)
-        steps = int(np.clip(round((TARGET_STROKE - width_in_box) * 3 / 2), 1, 4))
-        for _ in range(steps):
-            img = img.filter(ImageFilter.MaxFilter(3))
-    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
-    patch = np.asarray(_resized(img, size, Image.Resampling.LANCZOS), dtype=np.float32)
-    patch = np.clip(patch / max(patch.max(), 1), 0, 1)
-    return centre_of_mass_frame(patch)
-
-
-def _resized(img, size: tuple[int, int], resample):
-    """Pillow's resize as its two passes, across and then down: the pixels do not depend on which
-    order a Pillow version picks (13 goes down first for tall shapes), and the exported page's
-    JavaScript computes the same."""
-    if img.width != size[0]:
-        img = img.resize((size[0], img.height), resample)
-    return img.resize(size, resample) if img.height != size[1] else img
-
-
-def centre_of_mass(patch: np.ndarray) -> tuple[float, float]:
-    """scipy.ndimage.center_of_mass(patch), summed as it sums, without its labelling machinery."""
-    total = patch.sum()
-    rows, cols = np.arange(patch.shape[0], dtype=float)[:, None], np.arange(patch.shape[1], dtype=float)
-    return (patch * rows).sum() / total, (patch * cols).sum() / total
-
-
-def centre_of_mass_frame(patch: np.ndarray) -> np.ndarray:
-    """Place `patch` in a 28x28 frame with its centre of mass at the frame's centre."""
-    com_r, com_c = centre_of_mass(patch) if patch.sum() > 0 else ((patch.shape[0] - 1) / 2, (patch.shape[1] - 1) / 2)
-    top = int(round((IMAGE_SIZE - 1) / 2 - com_r))
-    left = int(round((IMAGE_SIZE - 1) / 2 - com_c))
-    top = min(max(top, 0), IMAGE_SIZE - patch.shape[0])
-    left = min(max(left, 0), IMAGE_SIZE - patch.shape[1])
-    frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    frame[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
-    return np.round(frame * 255).astype(np.uint8)
-
-
-def preprocess(gray: np.ndarray) -> list[np.ndarray]:
-    """A grayscale page (floats in [0, 1]) -> one MNIST-style 28x28 uint8 image per digit, in
-    reading order; [] when no digit is found. Feed the result through normalize(), as training does."""
-    return [digit.image for line in find_digits(gray) for digit in line]
+def warn(message: str) -> None:
+    print(f"num_net: warning: {one_line(message)}", file=sys.stderr)
 
 
 ####################################################################################################
@@ -1282,19 +432,13 @@ def preprocess(gray: np.ndarray) -> list[np.ndarray]:
 ####################################################################################################
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Hide what C++ libraries write to file descriptor 2 (TensorFlow's start-up banners ignore
-    TF_CPP_MIN_LOG_LEVEL), so a user's terminal shows NumNet's own messages only."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+def build_model() -> keras.Model:
+    """The NumNet architecture: 784 -> 128 -> 128 -> 10, 118,282 parameters."""
+    keras = import_keras()
+    layers = [keras.Input((IMAGE_SIZE, IMAGE_SIZE)), keras.layers.Flatten()]
+    layers += [keras.layers.Dense(units, activation="relu") for units in HIDDEN_UNITS]
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    return keras.Sequential(layers, name="numnet")
 
 
 def import_keras():
@@ -1312,16 +456,22 @@ def import_keras():
     return keras
 
 
-def build_model():
-    """The NumNet architecture: 784 -> 128 -> 128 -> 10, 118,282 parameters."""
-    keras = import_keras()
-    layers = [keras.Input((IMAGE_SIZE, IMAGE_SIZE)), keras.layers.Flatten()]
-    layers += [keras.layers.Dense(units, activation="relu") for units in HIDDEN_UNITS]
-    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
-    return keras.Sequential(layers, name="numnet")
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide what C++ libraries write to file descriptor 2 (TensorFlow's start-up banners ignore
+    TF_CPP_MIN_LOG_LEVEL), so a user's terminal shows NumNet's own messages only."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
-def load_model(path: Path):
+def load_model(path: Path) -> keras.Model:
     """Load a saved NumNet model in Keras's safe mode and check it maps 28x28 images to 10 classes
     with finite weights."""
     check_model_file(path)
@@ -1340,71 +490,7 @@ def load_model(path: Path):
     return model
 
 
-def model_config(path: Path):
-    """A checked .keras file's config.json, read as data (never code); one line for a file that
-    has none, or none that parses."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return json.loads(read_member(archive, "config.json"))
-    except RecursionError as exc:
-        raise UserError(f"{path}: refused: its config.json is nested too deep to be a model's") from exc
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:  # no config.json, or not JSON
-        raise UserError(f"{path}: not a loadable Keras model ({first_line(exc)[:200]})") from exc
-
-
-def carries_code(config) -> bool:
-    """Whether a Keras config holds Python code: a Lambda layer or a serialized function, what
-    Keras's safe mode refuses to load. Walked with a stack, not recursion: any depth json parses."""
-    stack = [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get("class_name") in ("Lambda", "__lambda__"):
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def check_model_file(path: Path) -> None:
-    """Refuse what is not a .keras zip, or whose members would inflate past MODEL_MEMBER_LIMITS:
-    a zip's declared sizes are known before anything is read, and reading stops at them."""
-    if not path.is_file():
-        raise UserError(f"{path}: model file not found (train one with `python num_net.py train`)")
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path}: not a .keras model file (not a zip archive)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable .keras model file ({first_line(exc)})") from exc
-    for member in members:
-        limit = MODEL_MEMBER_LIMITS.get(member.filename, MODEL_MEMBER_LIMITS[None])
-        if member.file_size > limit:
-            raise UserError(f"{path}: refused: its {member.filename} would inflate to {member.file_size:,} bytes "
-                            f"(a NumNet model's is far smaller; the limit is {limit:,})")
-
-
-def read_member(archive: zipfile.ZipFile, name: str) -> bytes:
-    """One member of a checked model zip (check_model_file), never more than its limit."""
-    with archive.open(name) as member:
-        return member.read(MODEL_MEMBER_LIMITS.get(name, MODEL_MEMBER_LIMITS[None]))
-
-
-def all_finite(arrays: Sequence[np.ndarray]) -> bool:
-    """Whether no array holds NaN or infinity: weights and losses of a run that did not diverge."""
-    return all(np.isfinite(a).all() for a in arrays)
-
-
-def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
-    """Refuse a model whose weights hold NaN or infinity: it would answer every image the same."""
-    if not all_finite(weights):
-        raise UserError(f"{path}: the model's weights are not all finite (NaN or infinity: training diverged); "
-                        "train it again")
-
-
-def load_reader(path: Path, numpy_only: bool = False):
+def load_reader(path: Path, numpy_only: bool = False) -> Network:
     """The model for reading images. NumNet's own architecture is read straight from the file and
     run with NumPy (no TensorFlow: an answer in well under a second); any other model goes through
     Keras's safe loader and its checks, unless `numpy_only` (serve) refuses it."""
@@ -1423,32 +509,6 @@ def load_reader(path: Path, numpy_only: bool = False):
                             "which is all serve reads: it never starts TensorFlow")
         return load_model(path)  # another architecture: Keras's safe loader and its checks
     return NumPyNetwork.from_weights(weights, path)
-
-
-def describes_a_model(config) -> bool:
-    """Whether a .keras config.json has a model's shape at all: a class name and a config object.
-    Anything else is refused without starting TensorFlow (600 MB) to say so."""
-    return (isinstance(config, dict) and isinstance(config.get("class_name"), str)
-            and isinstance(config.get("config"), dict))
-
-
-def is_numnet_config(config) -> bool:
-    """Whether a .keras config.json describes exactly Flatten -> Dense(128, relu) -> Dense(128,
-    relu) -> Dense(10, softmax) on 28x28 inputs, in a Sequential model."""
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-        return False
-    inner = config.get("config")
-    layers = inner.get("layers") if isinstance(inner, dict) else None
-    if not isinstance(layers, list):
-        return False
-    found = [(layer.get("class_name"), layer.get("config")) for layer in layers if isinstance(layer, dict)]
-    if not all(isinstance(c, dict) for _, c in found):
-        return False
-    wanted = ["InputLayer", "Flatten"] + ["Dense"] * (len(HIDDEN_UNITS) + 1)
-    if [kind for kind, _ in found] != wanted or found[0][1].get("batch_shape") != [None, IMAGE_SIZE, IMAGE_SIZE]:
-        return False
-    dense = [(c.get("units"), c.get("activation"), c.get("use_bias")) for _, c in found[2:]]
-    return dense == [(units, "relu", True) for units in HIDDEN_UNITS] + [(NUM_CLASSES, "softmax", True)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1488,8 +548,98 @@ class NumPyNetwork:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
+def model_config(path: Path):
+    """A checked .keras file's config.json, read as data (never code); one line for a file that
+    has none, or none that parses."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(read_member(archive, "config.json"))
+    except RecursionError as exc:
+        raise UserError(f"{path}: refused: its config.json is nested too deep to be a model's") from exc
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:  # no config.json, or not JSON
+        raise UserError(f"{path}: not a loadable Keras model ({first_line(exc)[:200]})") from exc
+
+
+def carries_code(config) -> bool:
+    """Whether a Keras config holds Python code: a Lambda layer or a serialized function, what
+    Keras's safe mode refuses to load. Walked with a stack, not recursion: any depth json parses."""
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") in ("Lambda", "__lambda__"):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def describes_a_model(config) -> bool:
+    """Whether a .keras config.json has a model's shape at all: a class name and a config object.
+    Anything else is refused without starting TensorFlow (600 MB) to say so."""
+    return (isinstance(config, dict) and isinstance(config.get("class_name"), str)
+            and isinstance(config.get("config"), dict))
+
+
+def is_numnet_config(config) -> bool:
+    """Whether a .keras config.json describes exactly Flatten -> Dense(128, relu) -> Dense(128,
+    relu) -> Dense(10, softmax) on 28x28 inputs, in a Sequential model."""
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+        return False
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, list):
+        return False
+    found = [(layer.get("class_name"), layer.get("config")) for layer in layers if isinstance(layer, dict)]
+    if not all(isinstance(c, dict) for _, c in found):
+        return False
+    wanted = ["InputLayer", "Flatten"] + ["Dense"] * (len(HIDDEN_UNITS) + 1)
+    if [kind for kind, _ in found] != wanted or found[0][1].get("batch_shape") != [None, IMAGE_SIZE, IMAGE_SIZE]:
+        return False
+    dense = [(c.get("units"), c.get("activation"), c.get("use_bias")) for _, c in found[2:]]
+    return dense == [(units, "relu", True) for units in HIDDEN_UNITS] + [(NUM_CLASSES, "softmax", True)]
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse what is not a .keras zip, or whose members would inflate past MODEL_MEMBER_LIMITS:
+    a zip's declared sizes are known before anything is read, and reading stops at them."""
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found (train one with `python num_net.py train`)")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not a .keras model file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable .keras model file ({first_line(exc)})") from exc
+    for member in members:
+        limit = MODEL_MEMBER_LIMITS.get(member.filename, MODEL_MEMBER_LIMITS[None])
+        if member.file_size > limit:
+            raise UserError(f"{path}: refused: its {member.filename} would inflate to {member.file_size:,} bytes "
+                            f"(a NumNet model's is far smaller; the limit is {limit:,})")
+
+
+def read_member(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One member of a checked model zip (check_model_file), never more than its limit."""
+    with archive.open(name) as member:
+        return member.read(MODEL_MEMBER_LIMITS.get(name, MODEL_MEMBER_LIMITS[None]))
+
+
+def all_finite(arrays: Sequence[np.ndarray]) -> bool:
+    """Whether no array holds NaN or infinity: weights and losses of a run that did not diverge."""
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def check_finite(weights: Sequence[np.ndarray], path: Path) -> None:
+    """Refuse a model whose weights hold NaN or infinity: it would answer every image the same."""
+    if not all_finite(weights):
+        raise UserError(f"{path}: the model's weights are not all finite (NaN or infinity: training diverged); "
+                        "train it again")
+
+
 ####################################################################################################
-# Non-digits (outlier exposure) ####################################################################
+# Training data: non-digits and the world's styles #################################################
 ####################################################################################################
 
 # What a page holds besides digits, made by the script itself and mixed into training with a flat
@@ -1503,8 +653,12 @@ LETTER_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf
                 "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "STIXGeneral.ttf", "STIXGeneralItalic.ttf",
                 "STIXGeneralBol.ttf", "STIXGeneralBolIta.ttf", "cmr10.ttf", "cmss10.ttf", "cmti10.ttf", "cmb10.ttf")
 
+INK_LEVEL = 64  # of 0-255: a pixel of a drawn (made) image this bright is ink
+MIN_INK_PIXELS = 12  # a made image with less ink than this is too little to frame as a mark
+ONE_STROKE = 0.3  # a made mark whose second moments are this much thinner than long is one straight stroke: a 1
 
-def non_digits(count: int, digits: np.ndarray, seed: int, held_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+
+def non_digits(count: int, digits: np.ndarray, seed: int, held_out: bool = False) -> LabelledImages:
     """`count` 28x28 uint8 images of things that are not digits, an equal share of each kind in
     NOT_DIGIT_KINDS, framed as predict frames a blob; returns them and each one's kind (an index
     into NOT_DIGIT_KINDS). `digits` (28x28 uint8, white on black) are cut into pieces and pairs;
@@ -1525,12 +679,12 @@ def non_digits(count: int, digits: np.ndarray, seed: int, held_out: bool = False
             pass
         images.append(framed)
         kinds.append(kind)
-    return np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(kinds, np.int64)
+    return LabelledImages(np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(kinds, np.int64))
 
 
 def _framed(ink: np.ndarray | None) -> np.ndarray | None:
     """Ink (uint8, bright) cropped to its pixels and fit to 28x28 by fit_digit; None if too little."""
-    if ink is None or (mask := ink > 64).sum() < 12:
+    if ink is None or (mask := ink > INK_LEVEL).sum() < MIN_INK_PIXELS:
         return None
     crop = ink_crop(mask)
     return fit_digit(ink[crop].astype(np.float32) / 255, mask[crop])
@@ -1549,10 +703,8 @@ def _letters(rng: np.random.Generator, fonts: list, count: int) -> np.ndarray:
     text = "".join(rng.choice(list(LETTERS), count))
     draw.text((6, 4), text, fill=255, font=fonts[rng.integers(len(fonts))])
     return np.asarray(img)
-
-
 # Capital letters as a pen draws them, stroke by stroke, in a unit box (x right, y down).
-PEN_LETTERS = {
+PEN_LETTERS = types.MappingProxyType({
     "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.2, 0.6), (0.8, 0.6)]],
     "E": [[(1, 0), (0, 0), (0, 1), (1, 1)], [(0, 0.5), (0.7, 0.5)]],
     "F": [[(1, 0), (0, 0), (0, 1)], [(0, 0.5), (0.7, 0.5)]],
@@ -1565,7 +717,7 @@ PEN_LETTERS = {
     "W": [[(0, 0), (0.25, 1), (0.5, 0.3), (0.75, 1), (1, 0)]],
     "X": [[(0, 0), (1, 1)], [(1, 0), (0, 1)]],
     "Y": [[(0, 0), (0.5, 0.5), (1, 0)], [(0.5, 0.5), (0.5, 1)]],
-}
+})
 
 
 def _pen_letter(rng: np.random.Generator) -> np.ndarray:
@@ -1598,15 +750,15 @@ def _digit_piece(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray | N
     from scipy import ndimage as ndi
 
     ink = _upscaled(digits[rng.integers(len(digits))])
-    rows, cols = np.nonzero(ink > 64)
+    rows, cols = np.nonzero(ink > INK_LEVEL)
     angle = rng.uniform(0, np.pi)
     along = rows * np.sin(angle) + cols * np.cos(angle)
     cut = np.quantile(along, rng.uniform(0.35, 0.6))
     keep = np.zeros_like(ink, bool)
     keep[rows[along < cut], cols[along < cut]] = True
     piece = np.where(ndi.binary_dilation(keep, iterations=2), ink, 0).astype(np.uint8)
-    mask = piece > 64
-    if mask.sum() < 12:
+    mask = piece > INK_LEVEL
+    if mask.sum() < MIN_INK_PIXELS:
         return None
     # A piece closed round a hole is a 0, whatever digit it was cut from.
     return None if ndi.binary_fill_holes(mask).sum() > 1.05 * mask.sum() else _not_straight(piece)
@@ -1614,8 +766,8 @@ def _digit_piece(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray | N
 
 def _not_straight(ink: np.ndarray) -> np.ndarray | None:
     """The ink, or None where it is one straight stroke: that is a 1, however it was made."""
-    minor, major = squared_axes(ink > 64)
-    return None if minor < (2 * STRAIGHT) ** 2 * major else ink
+    minor, major = squared_axes(ink > INK_LEVEL)
+    return None if minor < ONE_STROKE**2 * major else ink
 
 
 def _digit_pair(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
@@ -1687,16 +839,14 @@ def _looped_two(rng: np.random.Generator) -> list:
     loop = rng.uniform(0.08, 0.14)
     return [[*_arc(0.5, 0.28, 0.45, 0.28, 0.55, 1.05, 10), (0.2, 0.9), (0.2 - loop, 1.0 - loop),
              (0.15, 0.85), (0.3, 1.0), (1.0, 1.0)]]
-
-
 # Digits in the styles MNIST (US Census staff and high-school students) barely has, as pen strokes
 # in a unit box (x right, y down); each label's function says which hands write it so.
-WORLD_STYLES = {"continental_one": (1, _continental_one), "footed_one": (1, _footed_one),
+WORLD_STYLES = types.MappingProxyType({"continental_one": (1, _continental_one), "footed_one": (1, _footed_one),
                 "crossed_seven": (7, _crossed_seven), "closed_four": (4, _closed_four),
-                "straight_nine": (9, _straight_nine), "looped_two": (2, _looped_two)}
+                "straight_nine": (9, _straight_nine), "looped_two": (2, _looped_two)})
 
 
-def style_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def style_digits(count: int, seed: int) -> LabelledImages:
     """`count` 28x28 uint8 digits in WORLD_STYLES, an equal share of each, drawn with a jittered pen
     at a random width, slant and stroke, then framed as predict frames a blob; and their labels."""
     rng = np.random.default_rng([seed % 2**32, 2])  # its own stream: the non-digits' are 0 and 1
@@ -1708,7 +858,7 @@ def style_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             pass
         images.append(framed)
         labels.append(label)
-    return np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(labels, np.int64)
+    return LabelledImages(np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(labels, np.int64))
 
 
 def _pen_digit(rng: np.random.Generator, strokes: list) -> np.ndarray:
@@ -1730,43 +880,91 @@ def training_non_digits(cfg: TrainConfig, sources: np.ndarray, fit_images: int) 
     count = round(cfg.non_digits * fit_images / NOT_DIGIT_REPEATS)
     if not count:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return non_digits(count, sources[:NOT_DIGIT_SOURCES], cfg.seed)[0]
+    return non_digits(count, sources[:NOT_DIGIT_SOURCES], cfg.seed).images
 
 
-def training_styles(cfg: TrainConfig, fit_images: int) -> tuple[np.ndarray, np.ndarray]:
+def training_styles(cfg: TrainConfig, fit_images: int) -> LabelledImages:
     """The digits in the world's styles a training run on `fit_images` images adds (cfg.styles of them)."""
     return style_digits(round(cfg.styles * fit_images), cfg.seed)
 
 
-def flat_on_non_digits(y_true, y_pred):
-    """The training loss: cross-entropy on digits; on non-digits (label -1), cross-entropy against
-    the uniform distribution, weighted by NOT_DIGIT_WEIGHT (outlier exposure)."""
-    from keras import ops
-
-    labels = ops.cast(ops.reshape(y_true, [-1]), "int32")
-    log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0))
-    own = ops.take_along_axis(log_p, ops.expand_dims(ops.maximum(labels, 0), 1), axis=1)[:, 0]
-    return ops.where(labels >= 0, -own, -NOT_DIGIT_WEIGHT * ops.mean(log_p, axis=1))
-
-
-def answered_right(y_true, y_pred):
-    """Per image: a digit read as itself, or a non-digit (label -1) read as no digit."""
-    from keras import ops
-
-    labels = ops.cast(ops.reshape(y_true, [-1]), "int32")
-    read = ops.cast(ops.argmax(y_pred, axis=1), "int32")
-    flat = ops.max(y_pred, axis=1) < NOT_A_DIGIT
-    return ops.cast(ops.where(labels >= 0, read == labels, flat), "float32")
-
-
-def is_digit(proba: np.ndarray) -> np.ndarray:
-    """Per row of class probabilities: whether the network reads a digit there at all."""
-    return proba.max(axis=-1) >= NOT_A_DIGIT
-
-
 ####################################################################################################
-# Train / evaluate #################################################################################
+# Training #########################################################################################
 ####################################################################################################
+
+
+def train(model: keras.Model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2,
+          extra: Examples | None = None, made: np.ndarray | None = None,
+          styled: LabelledImages | None = None) -> TrainResult:
+    """Fit `model` on normalized images with Adam, a warmup+cosine schedule and writer-style
+    augmentation, the recipe fitted to the run's length (for_length, returned as its config).
+    `extra` (your own examples) joins the training part, repeated so that it makes up
+    EXTRA_SHARE of it: a few dozen examples matter against 54,000, and are augmented too. The
+    non-digits are `made` (by training_non_digits, on the same digits) or made here, and so are
+    the digits in the world's styles, `styled` (by training_styles)."""
+    keras = import_keras()
+    import tensorflow as tf
+
+    cfg = for_length(cfg)
+    (x_fit, y_fit), (x_val, y_val) = split_validation(x, y, cfg.validation_split)
+    if made is None:
+        made = training_non_digits(cfg, np.round(x_fit[:NOT_DIGIT_SOURCES] * 255).astype(np.uint8), len(x_fit))
+    if styled is None:
+        styled = training_styles(cfg, len(x_fit))
+    if len(styled.images):
+        x_fit = np.concatenate([x_fit, normalize(styled.images)])
+        y_fit = np.concatenate([y_fit.astype(np.int64), styled.labels])
+    repeats = 0
+    if extra is not None:
+        repeats = max(1, round(EXTRA_SHARE * len(x_fit) / len(extra.images)))
+        x_fit = np.concatenate([x_fit, *[normalize(extra.images)] * repeats])
+        y_fit = np.concatenate([y_fit, *[extra.labels] * repeats])
+    if len(made):
+        x_fit = np.concatenate([x_fit, *[normalize(made)] * NOT_DIGIT_REPEATS])
+        y_fit = np.concatenate([y_fit.astype(np.int64), np.full(len(made) * NOT_DIGIT_REPEATS, -1, np.int64)])
+    stream, per_epoch = training_batches(x_fit, y_fit, cfg)
+    total = per_epoch * cfg.epochs
+    warmup = int(total * cfg.warmup_fraction)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, total - warmup, warmup_target=cfg.learning_rate, warmup_steps=warmup
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=flat_on_non_digits,
+        metrics=[keras.metrics.MeanMetricWrapper(answered_right, name="accuracy")],
+        steps_per_execution=per_epoch,  # one graph call per epoch: least Python overhead
+        jit_compile=True,
+    )
+    # A ready-made dataset: numpy arrays here would be re-wrapped into a new one every epoch.
+    validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(2048).cache() if len(x_val) else None
+    meter, rates = throughput_meter(per_epoch * min(cfg.batch_size, len(x_fit)))
+    start = time.perf_counter()
+    history = model.fit(
+        stream,
+        epochs=cfg.epochs,
+        steps_per_epoch=per_epoch,
+        validation_data=validation,
+        callbacks=[meter, keras.callbacks.TerminateOnNaN()],  # a diverged run stops at once
+        shuffle=False,  # training_batches already reshuffles every epoch
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    if not all_finite([np.asarray(losses, np.float64), *model.get_weights()]):
+        raise UserError(f"training diverged (the loss became NaN or infinite in epoch {len(losses)}); "
+                        "nothing was saved and the previous model file is untouched")
+    steady = rates[1:] or rates  # the first epoch pays for graph compilation
+    return TrainResult(
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        train_seconds=seconds,
+        samples_per_second=statistics.median(steady),
+        train_accuracy=evaluate(model, x_fit[y_fit >= 0], y_fit[y_fit >= 0]).accuracy,
+        val_accuracy=evaluate(model, x_val, y_val).accuracy if len(x_val) else None,
+        config=cfg,
+        extra_repeats=repeats,
+        non_digits=len(made),
+        styled=len(styled.images),
+    )
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):
@@ -1880,6 +1078,27 @@ def bolder_or_thinner(images, draws, cfg: TrainConfig):
     return tf.where(pick > 1 - 2 * cfg.bolder, bolder, tf.where(pick < -1 + 2 * cfg.thinner, thinner, images))
 
 
+def flat_on_non_digits(y_true, y_pred):
+    """The training loss: cross-entropy on digits; on non-digits (label -1), cross-entropy against
+    the uniform distribution, weighted by NOT_DIGIT_WEIGHT (outlier exposure)."""
+    from keras import ops
+
+    labels = ops.cast(ops.reshape(y_true, [-1]), "int32")
+    log_p = ops.log(ops.clip(y_pred, 1e-7, 1.0))
+    own = ops.take_along_axis(log_p, ops.expand_dims(ops.maximum(labels, 0), 1), axis=1)[:, 0]
+    return ops.where(labels >= 0, -own, -NOT_DIGIT_WEIGHT * ops.mean(log_p, axis=1))
+
+
+def answered_right(y_true, y_pred):
+    """Per image: a digit read as itself, or a non-digit (label -1) read as no digit."""
+    from keras import ops
+
+    labels = ops.cast(ops.reshape(y_true, [-1]), "int32")
+    read = ops.cast(ops.argmax(y_pred, axis=1), "int32")
+    flat = ops.max(y_pred, axis=1) < NOT_A_DIGIT
+    return ops.cast(ops.where(labels >= 0, read == labels, flat), "float32")
+
+
 def throughput_meter(samples_per_epoch: int):
     """A Keras LambdaCallback that records training samples per second of each epoch, with the
     validation pass excluded; returns the callback and the list it fills."""
@@ -1905,81 +1124,21 @@ def throughput_meter(samples_per_epoch: int):
     return callback, rates
 
 
-def train(model, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, verbose: int = 2,
-          extra: tuple[np.ndarray, np.ndarray] | None = None, made: np.ndarray | None = None,
-          styled: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    """Fit `model` on normalized images with Adam, a warmup+cosine schedule and writer-style
-    augmentation, the recipe fitted to the run's length (for_length, returned as "config").
-    `extra` (your own examples, normalized) joins the training part, repeated so that it makes up
-    EXTRA_SHARE of it: a few dozen examples matter against 54,000, and are augmented too. The
-    non-digits are `made` (by training_non_digits, on the same digits) or made here, and so are
-    the digits in the world's styles, `styled` (by training_styles)."""
+####################################################################################################
+# Evaluation and its figures #######################################################################
+####################################################################################################
+
+
+def evaluate(model: Network, x: np.ndarray, y: np.ndarray) -> Evaluation:
+    """Accuracy, cross-entropy loss and predicted probabilities on normalized images."""
     keras = import_keras()
-    import tensorflow as tf
-
-    cfg = for_length(cfg)
-    (x_fit, y_fit), (x_val, y_val) = split_validation(x, y, cfg.validation_split)
-    if made is None:
-        made = training_non_digits(cfg, np.round(x_fit[:NOT_DIGIT_SOURCES] * 255).astype(np.uint8), len(x_fit))
-    if styled is None:
-        styled = training_styles(cfg, len(x_fit))
-    if len(styled[0]):
-        x_fit = np.concatenate([x_fit, normalize(styled[0])])
-        y_fit = np.concatenate([y_fit.astype(np.int64), styled[1]])
-    repeats = 0
-    if extra is not None:
-        repeats = max(1, round(EXTRA_SHARE * len(x_fit) / len(extra[0])))
-        x_fit = np.concatenate([x_fit, *[extra[0]] * repeats])
-        y_fit = np.concatenate([y_fit, *[extra[1]] * repeats])
-    if len(made):
-        x_fit = np.concatenate([x_fit, *[normalize(made)] * NOT_DIGIT_REPEATS])
-        y_fit = np.concatenate([y_fit.astype(np.int64), np.full(len(made) * NOT_DIGIT_REPEATS, -1, np.int64)])
-    stream, per_epoch = training_batches(x_fit, y_fit, cfg)
-    total = per_epoch * cfg.epochs
-    warmup = int(total * cfg.warmup_fraction)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, total - warmup, warmup_target=cfg.learning_rate, warmup_steps=warmup
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=flat_on_non_digits,
-        metrics=[keras.metrics.MeanMetricWrapper(answered_right, name="accuracy")],
-        steps_per_execution=per_epoch,  # one graph call per epoch: least Python overhead
-        jit_compile=True,
-    )
-    # A ready-made dataset: numpy arrays here would be re-wrapped into a new one every epoch.
-    validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(2048).cache() if len(x_val) else None
-    meter, rates = throughput_meter(per_epoch * min(cfg.batch_size, len(x_fit)))
-    start = time.perf_counter()
-    history = model.fit(
-        stream,
-        epochs=cfg.epochs,
-        steps_per_epoch=per_epoch,
-        validation_data=validation,
-        callbacks=[meter, keras.callbacks.TerminateOnNaN()],  # a diverged run stops at once
-        shuffle=False,  # training_batches already reshuffles every epoch
-        verbose=verbose,
-    )
-    seconds = time.perf_counter() - start
-    losses = history.history.get("loss", [])
-    if not all_finite([np.asarray(losses, np.float64), *model.get_weights()]):
-        raise UserError(f"training diverged (the loss became NaN or infinite in epoch {len(losses)}); "
-                        "nothing was saved and the previous model file is untouched")
-    steady = rates[1:] or rates  # the first epoch pays for graph compilation
-    return {
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-        "train_seconds": seconds,
-        "samples_per_second": statistics.median(steady),
-        "train_accuracy": evaluate(model, x_fit[y_fit >= 0], y_fit[y_fit >= 0])["accuracy"],
-        "val_accuracy": evaluate(model, x_val, y_val)["accuracy"] if len(x_val) else None,
-        "config": cfg,
-        "extra_repeats": repeats,
-        "non_digits": len(made),
-        "styled": len(styled[0]),
-    }
+    proba = predict_proba(model, x)
+    loss = keras.losses.sparse_categorical_crossentropy(y, proba)
+    accuracy = float(np.mean(proba.argmax(axis=1) == y))
+    return Evaluation(accuracy, float(np.mean(keras.ops.convert_to_numpy(loss))), proba)
 
 
-def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+def predict_proba(model: Network, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Class probabilities for normalized images: NumPy for a NumPyNetwork; for a Keras model, plain
     eager calls in chunks, which unlike model.predict() trace no new graph for each batch size."""
     if isinstance(model, NumPyNetwork):
@@ -1987,18 +1146,6 @@ def predict_proba(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
     keras = import_keras()
     parts = [keras.ops.convert_to_numpy(model(x[i : i + chunk], training=False)) for i in range(0, len(x), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
-
-
-def evaluate(model, x: np.ndarray, y: np.ndarray) -> dict:
-    """Accuracy, cross-entropy loss and predicted probabilities on normalized images."""
-    keras = import_keras()
-    proba = predict_proba(model, x)
-    loss = keras.losses.sparse_categorical_crossentropy(y, proba)
-    return {
-        "accuracy": float(np.mean(proba.argmax(axis=1) == y)),
-        "loss": float(np.mean(keras.ops.convert_to_numpy(loss))),
-        "proba": proba,
-    }
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -2041,613 +1188,31 @@ def format_report(per_class: list[dict], confusion: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-####################################################################################################
-# Reading files: a path in, an answer out ##########################################################
-####################################################################################################
-
-
-def read_proba(model, digits: np.ndarray) -> np.ndarray:
-    """Class probabilities for digits cut from your images (28x28 uint8), averaged over a few
-    small changes a writer or a camera could have made (test-time augmentation: 1-pixel shifts,
-    an 8 degree tilt either way, a bolder and a thinner stroke), so that one accident of framing
-    does not decide the answer. MNIST's own test set is scored without them."""
-    parts = []
-    for start in range(0, len(digits), 1024):  # ten variants of 1,024 digits: 31 MB at a time
-        variants = reading_variants(normalize(digits[start : start + 1024]))
-        proba = predict_proba(model, np.concatenate(variants))  # all ten in one pass: three matrix products
-        parts.append(proba.reshape(len(variants), -1, NUM_CLASSES).mean(axis=0))
-    return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
-
-
-def reading_variants(x: np.ndarray) -> list[np.ndarray]:
-    """`x` (N x 28 x 28 floats) and its nine test-time variants: shifted a pixel each way, tilted
-    TTA_TILT degrees either way, and with the bolder and thinner strokes training makes."""
-    framed = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-    shifted = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE]
-               for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
-    flat = x.reshape(len(x), -1)
-    tilted = []
-    for angle in (TTA_TILT, -TTA_TILT):
-        taps, weights = tilt_taps(angle)
-        tilted.append(np.einsum("njk,jk->nj", flat[:, taps], weights).reshape(x.shape))
-    corners = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE] for dy in (0, 1) for dx in (0, 1)]
-    return [x, *shifted, *tilted, np.max(corners, axis=0), np.min(corners, axis=0)]
-
-
-@functools.cache
-def tilt_taps(angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Where each pixel of a 28x28 image turned by `angle` degrees about its centre is read from:
-    four pixels of the flattened image and their bilinear weights (all 0 off the image), exactly as
-    scipy.ndimage.rotate(order=1) reads them, so that one gather tilts a whole batch."""
-    turn = np.deg2rad(angle)
-    cos, sin, centre = np.cos(turn), np.sin(turn), (IMAGE_SIZE - 1) / 2
-    rows, cols = np.divmod(np.arange(IMAGE_SIZE * IMAGE_SIZE), IMAGE_SIZE)
-    r = cos * (rows - centre) + sin * (cols - centre) + centre
-    c = -sin * (rows - centre) + cos * (cols - centre) + centre
-    inside = (r >= 0) & (r <= IMAGE_SIZE - 1) & (c >= 0) & (c <= IMAGE_SIZE - 1)
-    r0, c0 = (np.clip(np.floor(v), 0, IMAGE_SIZE - 2) for v in (r, c))
-    dr, dc = r - r0, c - c0
-    top, left = r0 * IMAGE_SIZE, c0
-    taps = np.stack([top + left, top + IMAGE_SIZE + left, top + left + 1, top + IMAGE_SIZE + left + 1], axis=1)
-    weights = np.stack([(1 - dr) * (1 - dc), dr * (1 - dc), (1 - dr) * dc, dr * dc], axis=1) * inside[:, None]
-    return taps.astype(np.intp), weights.astype(np.float32)
-
-
-def image_files(paths: Sequence[Path]) -> list[Path]:
-    """The files to predict: each file as given, each folder's images sorted by name."""
-    files = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
-            files.append(path)
-    return files
-
-
-def read_digits(path: Path, look: Look = FIRST_LOOK) -> Reading:
-    """Load and preprocess one file; a file that cannot be read is a Reading with its error."""
-    try:
-        return read_page(load_image(path), str(path), look)
-    except UserError as exc:
-        return Reading(str(path), error=str(exc))
-
-
-def read_page(gray: np.ndarray, name: str, look: Look = FIRST_LOOK) -> Reading:
-    """A grayscale page -> its Reading, or a blank page's. A picture no larger than SMALL_PICTURE
-    is one digit's picture, not a page: all its ink read as one digit (`whole`) is a reading too,
-    for the network to choose."""
-    lines = find_digits(gray, look)
-    whole = whole_digit(gray) if max(gray.shape) <= SMALL_PICTURE else None
-    if not lines and whole is None:
-        return Reading(name, error=f"{name}: no digit found (blank or empty page)", blank=True)
-    return Reading(name, lines or [[whole]], gray.shape, whole=whole if lines else None)
-
-
-def read_array(model, gray: np.ndarray, name: str) -> tuple[Reading, dict]:
-    """A page already in memory (a drawing, an upload) read exactly as predict reads a file, the
-    second look included: the chosen reading and its JSON-ready answer."""
-    read = lambda look=FIRST_LOOK: dataclasses.replace(read_page(gray, name, look), gray=gray)  # noqa: E731
-    reading = predicted(model, [read()], lambda _, looks: [read(look) for look in looks])[0]
-    return reading, answer(reading)
-
-
-def whole_digit(gray: np.ndarray) -> Digit | None:
-    """All the ink of a digit-sized picture as one digit, with none of a page's rules (at 28 pixels
-    a stem is 80% of the picture, and a digit cropped tight touches the border); only ink running
-    along a side (a strip of background) is left out. None when there is no ink."""
-    gray, noise = smoothed(gray)
-    ink, _ = ink_map(gray)
-    labels, blobs = ink_blobs(ink_mask(ink, noise))
-    blobs = [b for b in blobs if not hugs_border(b, labels)]
-    if not blobs:
-        return None
-    return cut_digit(functools.reduce(Blob.join, blobs), labels, ink)
-
-
-def thumbnail(gray: np.ndarray, scale: float) -> np.ndarray:
-    """A small uint8 copy of a grayscale page."""
-    from PIL import Image
-
-    page = Image.fromarray((gray * 255).astype(np.uint8))
-    return np.asarray(page.resize((max(1, round(page.width * scale)), max(1, round(page.height * scale)))))
-
-
-def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
-    order = np.argsort(-proba, kind="stable")[:k]
-    return [[int(d), round(float(proba[d]), 4)] for d in order]
-
-
-def answer(reading: Reading) -> dict:
-    """The JSON-ready answer for one chosen reading: a digit; or a number, with a per-digit
-    breakdown; or, for several lines of writing, the first line's number and every line's. Blobs
-    that read as no digit are left out of the number and listed as "ignored"; a file holding
-    nothing else is an error, as a blank page is."""
-    if reading.error is not None:
-        return {"file": reading.file, "error": reading.error}
-    proba, file = reading.proba, reading.file
-    digits = reading.kept
-    ignored = [digit_answer(p) for p in proba[~digits]]
-    if not digits.any():
-        marks = f"{len(ignored)} mark{'s' * (len(ignored) != 1)}"
-        error = f"{file}: no digit found ({marks}, none of them a digit)"
-        return {"file": file, "error": error, "not_a_digit": ignored}
-    per_digit = [digit_answer(p) for p in proba[digits]]
-    if len(per_digit) == 1:
-        result = {"file": file, **per_digit[0]}
-    else:
-        lines = line_numbers(reading.lines, proba, digits)
-        result = {"file": file, "number": lines[0], "confidence": round(number_confidence(proba[digits]), 4),
-                  "digits": per_digit}
-        if len(lines) > 1:
-            result["lines"] = lines
-    return {**result, "ignored": ignored} if ignored else result
-
-
-def number_confidence(proba: np.ndarray) -> float:
-    """How likely a number is read right: the product of its digits' probabilities."""
-    return float(np.prod(proba.max(axis=1)))
-
-
-def digit_answer(proba: np.ndarray) -> dict:
-    """One blob's answer: the digit, its probability, the three likeliest and all ten."""
-    return {"digit": int(proba.argmax()), "confidence": round(float(proba.max()), 4), "top": top_k(proba),
-            "probabilities": [round(float(v), 4) for v in proba]}
-
-
-def words_left_out(lines: list[list[Digit]], digit: np.ndarray) -> np.ndarray:
-    """`digit` (per blob, in reading order: the network reads a digit there) with the blobs of
-    every word left out: a run of a line's blobs, each within WORD_GAP line heights of the next,
-    where at least WORD_MARKS blobs, and half of them or more, read as no digit."""
-    kept, start = digit.copy(), 0
-    for line in lines:
-        height = float(median([d.box[1] - d.box[0] for d in line])) if line else 0.0
-        breaks = [n for n in range(1, len(line)) if line[n].box[2] - line[n - 1].box[3] > WORD_GAP * height]
-        for first, end in itertools.pairwise([0, *breaks, len(line)]):
-            run = slice(start + first, start + end)
-            marks = int((~digit[run]).sum())
-            if marks >= WORD_MARKS and 2 * marks >= end - first:
-                kept[run] = False
-        start += len(line)
-    return kept
-
-
-def line_numbers(lines: list[list[Digit]], proba: np.ndarray, kept: np.ndarray) -> list[str]:
-    """The digits read on each line of a page, as text, leaving out blobs that are not `kept` as
-    digits (and lines of nothing else): `proba` holds one row per blob, in order."""
-    rows = iter(zip(proba, kept))
-    texts = [digits_text(itertools.islice(rows, len(line))) for line in lines]
-    return [text for text in texts if text]
-
-
-def digits_text(rows) -> str:
-    """The digits read, as text, from (probabilities, kept) pairs: blobs not kept are left out."""
-    return "".join(str(int(p.argmax())) for p, kept in rows if kept)
-
-
-def predict_files(model, files: Sequence[Path]) -> tuple[list[dict], list[Reading]]:
-    """Read and predict every file; return JSON-ready answers and the chosen readings."""
-    chunks = list(predict_chunks(model, files))
-    return [r for results, _ in chunks for r in results], [r for _, readings in chunks for r in readings]
-
-
-def predict_chunks(model, files: Sequence[Path],
-                   chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[Reading]]]:
-    """Read and predict files a chunk at a time, in order: (answers, readings) as each is ready."""
-    with page_reader(len(files)) as read_each:
-        readings = read_each(files)
-        while batch := list(itertools.islice(readings, chunk)):
-            again = lambda readings, looks: read_each([Path(r.file) for r in readings], looks)  # noqa: E731
-            chosen = predicted(model, batch, again)
-            yield [answer(reading) for reading in chosen], chosen
-
-
-@contextlib.contextmanager
-def page_reader(count: int) -> Iterator:
-    """A lazy, ordered map of read_digits over files: in worker processes for a folder (NumPy's
-    many small steps hold the GIL, so threads barely help), in this process for a few files."""
-    workers = min(os.cpu_count() or 1, 8)
-    if count < PARALLEL_FROM or workers == 1:
-        yield lambda files, looks=None: map(read_digits, files, looks or itertools.repeat(FIRST_LOOK))
-        return
-    # Imported once here, so that forked workers start with them rather than each importing them.
-    from PIL import Image  # noqa: F401
-    from scipy import ndimage  # noqa: F401
-
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
-    try:
-        # Chunks of 8 files, or fewer where there are few files to share out (second readings).
-        yield lambda files, looks=None: pool.map(read_digits, files, looks or itertools.repeat(FIRST_LOOK),
-                                                   chunksize=max(1, min(8, len(files) // (4 * workers))))
-    except BaseException:  # Ctrl-C, SIGTERM, an error: the chunks in hand are finished, the queued files dropped
-        pool.shutdown(cancel_futures=True)
-        raise
-    pool.shutdown()
-
-
-def worker_setup() -> None:
-    """In each worker: leave Ctrl-C to the parent, which ends the workers itself, and on Linux end
-    with the parent even if it is killed outright (no orphan holds the caller's stdout open)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits main's handler: terminate() must end it
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def worker_start():
-    """How worker processes start: a fork, unless TensorFlow has run in this process (a test, a
-    notebook), where a forked child can die on a lock one of its threads held: then from a clean
-    server process."""
-    return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
-
-
-def predicted(model, readings: list[Reading], read_again=None) -> list[Reading]:
-    """Each reading as the network reads it surest (chosen_readings): a page read unsure (a digit
-    under SURE_JOIN, a mark that is no digit, or nothing found) is read again with its second
-    looks (second_looks), widest first, by `read_again(readings, looks)` (default: each file
-    again, in this process), one look a round for the pages still unsure; a look's reading is kept
-    when it is surer than the one kept so far."""
-    chosen = chosen_readings(model, readings)
-    looks = {n: second_looks(reading) for n, reading in enumerate(chosen) if unsure(reading)}
-    for step in itertools.count():
-        redo = [n for n, page_looks in looks.items() if step < len(page_looks) and unsure(chosen[n])]
-        if not redo:
-            return chosen
-        again = (read_again or read_files_again)([chosen[n] for n in redo], [looks[n][step] for n in redo])
-        for n, reading in zip(redo, chosen_readings(model, list(again))):
-            if sureness(reading) > sureness(chosen[n]):
-                chosen[n] = reading
-
-
-def read_files_again(readings: list[Reading], looks: list[Look]) -> Iterator[Reading]:
-    """Each reading's file read again with its look, in this process."""
-    return map(read_digits, [Path(reading.file) for reading in readings], looks)
-
-
-def second_looks(reading: Reading) -> list[Look]:
-    """The second looks at an unsure page: the light may curve, and the paper window is
-    NARROW_WINDOW of the page's longer side, then half that (closer to the writing, for digits
-    beside a shadow's edge), each widened to half the height of the digits the network was sure of
-    in the first reading and to STROKE_WINDOW times the width of the strokes it read as digits
-    (not a shadow's "stroke"), so that no stroke is hollowed; one look where the two agree."""
-    digits = reading.digits
-    floor = 0.0
-    if digits:
-        page = max(reading.size)
-        heights = [d.box[1] - d.box[0] for d, p in zip(digits, reading.proba) if p.max() >= SURE_JOIN]
-        strokes = [d.stroke for d, p in zip(digits, reading.proba) if is_digit(p)]
-        span = STROKE_SPAN * float(median(heights)) if heights else 0.0
-        stroke = STROKE_WINDOW * float(median(strokes)) if strokes else 0.0
-        floor = max(span, stroke) / page
-    windows = {min(PAPER_WINDOW, max(window, floor)) for window in (NARROW_WINDOW, NARROW_WINDOW / 2)}
-    return [Look(window, curved_light=True) for window in sorted(windows, reverse=True)]
-
-
-def unsure(reading: Reading) -> bool:
-    """Whether a chosen reading is worth a second look: nothing found, or a blob the network reads
-    under SURE_JOIN (a doubtful digit, or a mark that is no digit)."""
-    if reading.error is not None:
-        return reading.blank
-    return bool((reading.proba.max(axis=1) < SURE_JOIN).any())
-
-
-def sureness(reading: Reading) -> float:
-    """How sure the network is of a chosen reading: the geometric mean of its probability for each
-    blob's likeliest digit, marks read as no digit included (a long number pays nothing for its
-    length); 0 for a page where nothing was found."""
-    if reading.proba is None or not len(reading.proba):
-        return 0.0
-    return float(np.exp(np.mean(np.log(np.maximum(reading.proba.max(axis=1), 1e-9)))))
-
-
-def chosen_readings(model, readings: list[Reading]) -> list[Reading]:
-    """Run the network once over every digit and every other reading in these readings; return
-    each as the reading the network is surest of, with its probabilities."""
-    candidates = [d for reading in readings for d in reading.digits]
-    candidates += [d.with_next for d in candidates if d.with_next is not None]
-    candidates += [part for d in candidates if d.apart is not None for part in d.apart]
-    candidates += [reading.whole for reading in readings if reading.whole is not None]
-    proba = read_proba(model, np.stack([d.image for d in candidates])) if candidates else np.zeros((0, NUM_CLASSES))
-    seen = {id(digit): p for digit, p in zip(candidates, proba)}
-    return [reading if reading.error is not None else chosen_reading(reading, seen) for reading in readings]
-
-
-def chosen_reading(reading: Reading, seen: dict) -> Reading:
-    """One reading with the joins the network prefers (chosen_lines), or read whole where it is
-    surer of that, and the probabilities of what is kept."""
-    lines = chosen_lines(reading.lines, seen)
-    kept = [d for line in lines for d in line]
-    if reading.whole is not None and surest(reading.whole, seen) > np.prod([surest(d, seen) for d in kept]):
-        lines, kept = [[reading.whole]], [reading.whole]
-    return dataclasses.replace(reading, lines=lines, whole=None, proba=np.array([seen[id(d)] for d in kept]))
-
-
-def surest(digit: Digit, seen: dict) -> float:
-    """The network's probability for its likeliest digit: how sure it is that this is that digit."""
-    return float(seen[id(digit)].max())
-
-
-def chosen_lines(lines: list[list[Digit]], seen: dict) -> list[list[Digit]]:
-    """Each line with two neighbouring pieces read as one digit wherever the network is surer of
-    the joined reading than of both pieces' readings together, and sure of it (SURE_JOIN); and a
-    blob the network is unsure of read as two touching digits (its `apart`) wherever it is surer
-    of both pieces together than of the blob (reads_apart)."""
-    chosen = []
-    for line in lines:
-        kept, i = [], 0
-        while i < len(line):
-            digit, joined = line[i], line[i].with_next
-            if joined is not None and i + 1 < len(line) and surest(joined, seen) >= max(
-                    SURE_JOIN, surest(digit, seen) * surest(line[i + 1], seen)):
-                kept.append(joined)
-                i += 2
-            elif reads_apart(digit, seen):
-                kept += digit.apart
-                i += 1
-            else:
-                kept.append(digit)
-                i += 1
-        chosen.append(kept)
-    return chosen
-
-
-def reads_apart(digit: Digit, seen: dict) -> bool:
-    """Whether the network reads a blob better as the two touching digits of its `apart`: it is
-    unsure of the blob, and surer of both pieces together than of the blob."""
-    if digit.apart is None or surest(digit, seen) >= SURE_JOIN:
-        return False
-    parts = [surest(part, seen) for part in digit.apart]
-    return float(np.prod(parts)) > surest(digit, seen)
-
-
-def format_prediction(result: dict) -> str:
-    """One line for a file's prediction."""
-    if "number" in result:
-        digits = ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in result["digits"])
-        answer = f"lines {' / '.join(result['lines'])}" if "lines" in result else f"number {result['number']}"
-        return f"{result['file']}: {answer} ({result['confidence']:.1%})  digits: {digits}"
-    top = " | ".join(f"{d} {p:.1%}" for d, p in result["top"])
-    return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})  top 3: {top}"
-
-
-####################################################################################################
-# Labelled folders (your own examples) #############################################################
-####################################################################################################
-
-
-def labelled_files(folder: Path) -> list[tuple[Path, str]]:
-    """A labelled folder's images and their labels: subfolders 0 to 9 holding images of that digit
-    (Keras's image_dataset_from_directory layout), or files named <label>_<anything>.<ext>, where
-    the label is a digit or a whole number (ASCII digits). Files that are not images (Thumbs.db,
-    notes.txt) are skipped with one warning; hidden files are passed over."""
-    if not folder.is_dir():
-        raise UserError(missing_or_special(folder) if not folder.exists() else f"{folder}: not a folder")
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    if any(p.is_dir() for p in entries):
-        for entry in entries:
-            if (entry.is_dir() and entry.name not in DIGITS) or is_image_file(entry):
-                raise UserError(f"{entry}: a labelled folder with subfolders holds only subfolders named 0 to 9")
-        found = [(p, sub.name) for sub in entries if sub.is_dir()
-                 for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
-    else:
-        found = [(p, p.name.split("_")[0]) for p in entries]
-    files = [(path, label) for path, label in found if is_image_file(path)]
-    stray = [path for path in entries + [path for path, _ in found] if not path.is_dir() and not is_image_file(path)]
-    if stray:
-        names = ", ".join(sorted({p.name for p in stray}))
-        count = len(set(stray))
-        warn(f"{folder}: skipped {plural(count, 'file')} that {'is not an image' if count == 1 else 'are not images'}: "
-             f"{names}")
-    for path, label in files:
-        if not is_label(label) or (path.parent == folder and "_" not in path.name):
-            raise UserError(f"{path}: not a labelled image (name it <digit>_<anything>{path.suffix} or put it "
-                            "in a subfolder named for its digit)")
-    if not files:
-        raise UserError(f"{folder}: no labelled images (use subfolders 0 to 9, or files named <digit>_<anything>.png)")
-    return files
-
-
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-
-
-def is_label(text: str) -> bool:
-    """A digit or a whole number in ASCII digits (str.isdigit also takes a superscript two)."""
-    return text.isascii() and text.isdigit()
-
-
-def warn(message: str) -> None:
-    print(f"num_net: warning: {one_line(message)}", file=sys.stderr)
-
-
-def one_line(text: str) -> str:
-    """A message kept on one line: a newline or other control character in it (a file name can
-    hold one) is written as an escape."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
-
-
-def example_counts(save_dir: Path) -> dict[str, int]:
-    """Examples saved per digit in the layout draw and serve write: DIR/<digit>/*.png."""
-    return {d: len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS}
-
-
-def digits_in_example(gray: np.ndarray) -> int:
-    """How many digits `train --extra` will find in this picture once it is saved as an example
-    (load_examples reads it as predict's first look does): an example is of use with one."""
-    return len(read_page(gray, "example").digits)
-
-
-def save_example_image(save_dir: Path, digit: str, pixels: np.ndarray) -> Path:
-    """Save a grayscale image (uint8, dark ink on light paper) as an example of `digit`, atomically,
-    as DIR/<digit>/<time>.png: the name is NumNet's, never a client's."""
-    from PIL import Image
-
-    path = save_dir / digit / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
-    save_image(Image.fromarray(pixels), path)
-    return path
-
-
-def load_examples(folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Your labelled examples as MNIST-style 28x28 images and their digits, each image read exactly
-    as `predict` reads it. A file whose label has as many digits as were found in it gives one
-    example per digit; any other file (blank, or the wrong number of digits) is skipped with a
-    warning that names it. Returns the images, the labels and where they came from."""
-    files = [(folder, path, label) for folder in folders for path, label in labelled_files(folder)]
-    images, labels, counts, skipped = [], [], collections.Counter(), 0
-    with page_reader(len(files)) as read_each:
-        for (folder, path, label), reading in zip(files, read_each([path for _, path, _ in files])):
-            if reading.unreadable:
-                raise UserError(reading.error)
-            digits = [digit.image for digit in reading.digits]
-            if len(digits) != len(label):
-                warn(f"{path}: skipped ({len(digits)} digits found, the label {label} has {len(label)})")
-                skipped += 1
-                continue
-            images += digits
-            labels += [int(d) for d in label]
-            counts[str(folder)] += len(digits)
-    if not images:
-        raise UserError(f"{', '.join(map(str, folders))}: no usable labelled examples (every image was skipped)")
-    per_digit = np.bincount(labels, minlength=NUM_CLASSES).tolist()
-    return np.stack(images), np.array(labels, np.int64), {"folders": dict(counts), "examples": len(images),
-                                                           "per_digit": per_digit, "skipped": skipped}
-
-
-def score_folder(model, folder: Path, out_dir: Path, figure: str) -> dict:
-    """Read every image of a labelled folder as `predict` does; how many come back right, overall
-    and per label, with the mistakes drawn into `figure` (see mistakes_figures)."""
-    files = labelled_files(folder)
-    results, readings = predict_files(model, [path for path, _ in files])
-    unreadable = next((r.error for r in readings if r.unreadable), None)
-    if unreadable:
-        raise UserError(unreadable)
-    got = [str(r.get("number", r.get("digit", ""))) for r in results]
-    right = [answer == label for answer, (_, label) in zip(got, files)]
-    per_label = collections.defaultdict(list)
-    for ok, (_, label) in zip(right, files):
-        per_label[label].append(ok)
-    score = {"accuracy": float(np.mean(right)), "right": int(sum(right)), "images": len(files),
-             "failed": sum("error" in r for r in results),
-             "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
-                           for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
-    wrong = [reading for reading, ok in zip(readings, right) if not ok and reading.error is None]  # misread, not blank
-    if wrong:
-        score["mistakes_figure"] = figure
-        truth = {str(path): label for path, label in files}
-        save_image(predict_sheet(wrong, len(wrong), truth), out_dir / score["mistakes_figure"])
-    return score
-
-
-def mistakes_figures(folders: Sequence[Path]) -> list[str]:
-    """The names of the figures of labelled folders' misread images, mistakes_<folder>.png, each
-    its own: a second folder of the same name (alice/digits, bob/digits) gets mistakes_digits-2.png."""
-    names: list[str] = []
-    for folder in folders:
-        stem = f"mistakes_{folder.resolve().name}"
-        names.append(next(name for n in itertools.count(1)
-                          if (name := f"{stem}{'' if n == 1 else f'-{n}'}.png") not in names))
-    return names
-
-
-def format_folder_score(folder: Path, score: dict) -> str:
-    """A folder's accuracy, then per label (the first 20 labels)."""
-    labels = list(score["per_label"].items())
-    per = "  ".join(f"{label}: {s['accuracy']:.0%} of {s['images']}" for label, s in labels[:20])
-    more = f"  (+{len(labels) - 20} more in metrics.json)" if len(labels) > 20 else ""
-    failed = f", {score['failed']} with no digit found" if score["failed"] else ""
-    return f"{folder}: {score['right']}/{score['images']} = {score['accuracy']:.1%} right{failed}\n  per label: {per}{more}"
-
-
-####################################################################################################
-# Files and plots ##################################################################################
-####################################################################################################
-
-
-SAVED: list[Path] = []  # every file this run has written (atomic_path), for what an interrupted run says
-
-
-def saved_before_stopping() -> str:
-    """What an interrupted run tells about the files it had already written."""
-    if not SAVED:
-        return "nothing was overwritten"
-    names = list(dict.fromkeys(str(path) for path in SAVED))
-    done = ", ".join(names) if len(names) <= 3 else f"{len(names)} files (the last {names[-1]})"
-    return f"{done} had been saved; nothing else was overwritten"
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds, and
-    record it in SAVED.
-
-    A crash, Ctrl-C or full disk mid-write leaves the old file untouched and no temporary behind.
-    """
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        os.replace(tmp, path)
-        SAVED.append(path)
-    except OSError as exc:  # disk full, permissions changed mid-run, ...
-        raise UserError(f"{path}: could not write ({exc.strerror or exc}); the previous file is untouched") from exc
-    finally:
-        with contextlib.suppress(OSError):  # none was made where the folder could not be
-            tmp.unlink(missing_ok=True)
-
-
-def save_model(model, path: Path) -> None:
-    """Save the network alone, its layers and weights: no compile config, which would name
-    NumNet's own training loss and metrics, so that plain `keras.models.load_model` loads it."""
-    network = type(model).from_config(model.get_config())  # the layers alone, uncompiled
-    network.set_weights(model.get_weights())
-    with atomic_path(path) as tmp:
-        network.save(tmp)
-
-
-def save_new_model(model, path: Path) -> str:
-    """Save a trained model, unless the file already holds the very same weights; say which."""
-    if not path.exists():
-        save_model(model, path)
-        return f"saved {path}"
-    if same_weights(model, path):
-        return f"{path}: the new weights are identical to the file's; left it untouched"
-    save_model(model, path)
-    shipped = path.resolve() == Path(__file__).resolve().parent / DEFAULT_MODEL
-    return f"replaced {path}" + (f" (`git checkout -- {DEFAULT_MODEL}` brings back the model that came with NumNet)"
-                                 if shipped else "")
-
-
-def same_weights(model, path: Path) -> bool:
-    """Whether a NumNet model file holds exactly `model`'s weights."""
-    try:
-        saved = load_reader(path)
-    except UserError:
-        return False
-    if not isinstance(saved, NumPyNetwork):
-        return False
-    ours = model.get_weights()
-    theirs = [array for pair in zip(saved.kernels, saved.biases) for array in pair]
-    return len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
-
-
-def save_json(data: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def save_image(image, path: Path):
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return image
-
-
-def display_available() -> bool:
-    """Whether a plot window could open: on Linux that needs an X11 or Wayland display."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+def report(plt, ds: Dataset, model: Network, out_dir: Path, check: LabelledImages | None = None) -> dict:
+    """Evaluate on the test set; save predictions, confusion and mistakes figures; return the metrics."""
+    result = evaluate(model, normalize(ds.x_test), ds.y_test)
+    proba = result.proba
+    confusion = confusion_matrix(ds.y_test, proba.argmax(axis=1))
+    save_figure(plot_predictions(plt, ds.x_test, ds.y_test, proba), out_dir / PREDICTIONS)
+    save_figure(plot_confusion(plt, confusion), out_dir / CONFUSION)
+    save_figure(plot_mistakes(plt, ds.x_test, ds.y_test, proba), out_dir / MISTAKES)
+    return {
+        "test_accuracy": result.accuracy,
+        "test_loss": result.loss,
+        "per_class": per_class_scores(confusion),
+        "confusion_matrix": confusion.tolist(),
+        "not_a_digit": not_digit_rates(model, ds.x_test, check or non_digits(NOT_DIGIT_CHECK, ds.x_test, 0, held_out=True)),
+    }
+
+
+def not_digit_rates(model: Network, digits: np.ndarray, check: LabelledImages) -> dict:
+    """How often predict's NOT_A_DIGIT threshold turns away real digits (`digits`) and the `check`
+    non-digits of each kind (images and kinds, made from these digits by a stream training never
+    uses: non_digits(..., held_out=True))."""
+    images, kinds = check
+    rejected = ~is_digit(read_proba(model, images))
+    return {"threshold": NOT_A_DIGIT, "digits_rejected": float(np.mean(~is_digit(read_proba(model, digits)))),
+            "rejected_per_kind": {kind: float(rejected[kinds == k].mean()) for k, kind in enumerate(NOT_DIGIT_KINDS)}}
 
 
 def pyplot(show: bool):
@@ -2662,61 +1227,11 @@ def pyplot(show: bool):
     return plt
 
 
-def save_figure(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, bbox_inches="tight")
-    return path
-
-
-def show_image(image, title: str) -> None:
-    """Open a picture in a plot window (when an interactive backend is available)."""
-    plt = pyplot(True)
-    fig = plt.figure(figsize=(image.width / 100, image.height / 100))
-    fig.figimage(np.asarray(image))
-    fig.canvas.manager.set_window_title(title) if fig.canvas.manager else None
-    show_figures(plt)
-
-
-def show_figures(plt) -> None:
-    """Open the figures in windows when the backend can; never blocks or fails headless."""
-    if plt.get_backend().lower() != "agg":
-        show_until_closed(plt)
-    plt.close("all")
-
-
-def show_until_closed(plt) -> None:
-    """plt.show(), ended at once by Ctrl-C or SIGTERM as well as by closing the windows.
-
-    A GUI event loop holds Python's signal handlers back until it next runs Python code: a timer
-    runs some ten times a second, and a signal closes the windows; once the loop has returned, it
-    is raised where the run is, as at any other moment."""
-    caught: list[int] = []
-
-    def close_all(signum, frame):
-        caught.append(signum)
-        plt.close("all")
-
-    previous = {signum: signal.signal(signum, close_all) for signum in (signal.SIGINT, signal.SIGTERM)}
-    timers = [plt.figure(num).canvas.new_timer(interval=100) for num in plt.get_fignums()]
-    for timer in timers:
-        timer.add_callback(lambda: None)
-        timer.start()
-    try:
-        plt.show()
-    finally:
-        for timer in timers:
-            timer.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if caught:
-        raise KeyboardInterrupt if caught[0] == signal.SIGINT else Terminated
-
-
-def sample_with_mistakes(labels: np.ndarray, predicted: np.ndarray, count: int, mistakes: int) -> np.ndarray:
-    """Indices of the first test images plus the first few the network gets wrong."""
-    wrong = np.flatnonzero(predicted != labels)[:mistakes]
-    first = [i for i in range(len(labels)) if i not in set(wrong)][: count - len(wrong)]
-    return np.concatenate([np.asarray(first, dtype=int), wrong])
+def display_available() -> bool:
+    """Whether a plot window could open: on Linux that needs an X11 or Wayland display."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
 
 
 def plot_predictions(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndarray, count: int = 40):
@@ -2728,6 +1243,13 @@ def plot_predictions(plt, images: np.ndarray, labels: np.ndarray, proba: np.ndar
     tail = f"the last {int(wrong.sum())} are mistakes, in red" if wrong.any() else "no mistakes among them"
     return image_grid(plt, images[picks], titles, wrong, cols=10, cmap="gray_r",
                       title=f"NumNet on test images, titled predicted (true); {tail}")
+
+
+def sample_with_mistakes(labels: np.ndarray, predicted: np.ndarray, count: int, mistakes: int) -> np.ndarray:
+    """Indices of the first test images plus the first few the network gets wrong."""
+    wrong = np.flatnonzero(predicted != labels)[:mistakes]
+    first = [i for i in range(len(labels)) if i not in set(wrong)][: count - len(wrong)]
+    return np.concatenate([np.asarray(first, dtype=int), wrong])
 
 
 def plot_history(plt, history: dict):
@@ -2801,6 +1323,1889 @@ def image_grid(plt, images: np.ndarray, titles: list[str], wrong: np.ndarray, co
     return fig
 
 
+def save_figure(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, bbox_inches="tight")
+    return path
+
+
+def show_figures(plt) -> None:
+    """Open the figures in windows when the backend can; never blocks or fails headless."""
+    if plt.get_backend().lower() != "agg":
+        show_until_closed(plt)
+    plt.close("all")
+
+
+def show_until_closed(plt) -> None:
+    """plt.show(), ended at once by Ctrl-C or SIGTERM as well as by closing the windows.
+
+    A GUI event loop holds Python's signal handlers back until it next runs Python code: a timer
+    runs some ten times a second, and a signal closes the windows; once the loop has returned, it
+    is raised where the run is, as at any other moment."""
+    caught: list[int] = []
+
+    def close_all(signum, frame):
+        caught.append(signum)
+        plt.close("all")
+
+    previous = {signum: signal.signal(signum, close_all) for signum in (signal.SIGINT, signal.SIGTERM)}
+    timers = [plt.figure(num).canvas.new_timer(interval=100) for num in plt.get_fignums()]
+    for timer in timers:
+        timer.add_callback(lambda: None)
+        timer.start()
+    try:
+        plt.show()
+    finally:
+        for timer in timers:
+            timer.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt if caught[0] == signal.SIGINT else Terminated
+
+
+class Terminated(BaseException):
+    """SIGTERM (what `timeout`, systemd, Docker and CI send), raised where the run is, like Ctrl-C."""
+
+
+####################################################################################################
+# Files ############################################################################################
+####################################################################################################
+
+
+# The files this run has written (atomic_path), for what an interrupted run says: main() starts a
+# fresh list for each run, and a thread of its own (serve's) records none.
+WRITTEN: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("written", default=None)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds, and
+    record it in the run's WRITTEN.
+
+    A crash, Ctrl-C or full disk mid-write leaves the old file untouched and no temporary behind.
+    """
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+        if (written := WRITTEN.get()) is not None:
+            written.append(path)
+    except OSError as exc:  # disk full, permissions changed mid-run, ...
+        raise UserError(f"{path}: could not write ({exc.strerror or exc}); the previous file is untouched") from exc
+    finally:
+        with contextlib.suppress(OSError):  # none was made where the folder could not be
+            tmp.unlink(missing_ok=True)
+
+
+def saved_before_stopping() -> str:
+    """What an interrupted run tells about the files it had already written."""
+    written = WRITTEN.get() or []
+    if not written:
+        return "nothing was overwritten"
+    names = list(dict.fromkeys(str(path) for path in written))
+    done = ", ".join(names) if len(names) <= 3 else f"{len(names)} files (the last {names[-1]})"
+    return f"{done} had been saved; nothing else was overwritten"
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save the network alone, its layers and weights: no compile config, which would name
+    NumNet's own training loss and metrics, so that plain `keras.models.load_model` loads it."""
+    network = type(model).from_config(model.get_config())  # the layers alone, uncompiled
+    network.set_weights(model.get_weights())
+    with atomic_path(path) as tmp:
+        network.save(tmp)
+
+
+def save_new_model(model: keras.Model, path: Path) -> str:
+    """Save a trained model, unless the file already holds the very same weights; say which."""
+    if not path.exists():
+        save_model(model, path)
+        return f"saved {path}"
+    if same_weights(model, path):
+        return f"{path}: the new weights are identical to the file's; left it untouched"
+    save_model(model, path)
+    shipped = path.resolve() == Path(__file__).resolve().parent / DEFAULT_MODEL
+    return f"replaced {path}" + (f" (`git checkout -- {DEFAULT_MODEL}` brings back the model that came with NumNet)"
+                                 if shipped else "")
+
+
+def same_weights(model: keras.Model, path: Path) -> bool:
+    """Whether a NumNet model file holds exactly `model`'s weights."""
+    try:
+        saved = load_reader(path)
+    except UserError:
+        return False
+    if not isinstance(saved, NumPyNetwork):
+        return False
+    ours = model.get_weights()
+    theirs = [array for pair in zip(saved.kernels, saved.biases) for array in pair]
+    return len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+def save_json(data: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def save_image(image, path: Path):
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return image
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Make sure files can be written in `folder`, without creating it: the first file written
+    makes it, so that a run that fails before writing anything leaves no empty folder behind."""
+    existing = nearest_existing(folder)
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"{folder}: cannot create the {what} folder: {existing} is a file, not a folder")
+    try:  # a real write: permission bits say nothing for root or read-only mounts
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UserError(f"{folder}: the {what} folder is not writable ({exc.strerror or exc})") from exc
+
+
+def nearest_existing(folder: Path) -> Path:
+    """`folder` or the nearest of its parents that exists (or the top, where none does)."""
+    return next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+
+
+####################################################################################################
+# The train and evaluate commands ##################################################################
+####################################################################################################
+
+
+def cmd_train(run: RunConfig, cfg: TrainConfig, extra: Examples | None = None) -> int:
+    """Train on MNIST (and `extra`, your examples as the reader reads them: the command line reads
+    them first, so that a bad folder fails before the slow part), evaluate, save and plot."""
+    ds = load_dataset(run.data)
+    print(f"data: {ds.describe()}", file=sys.stderr)
+    fit_digits = split_validation(ds.x_train, ds.y_train, cfg.validation_split)[0][0]
+    # The non-digits, for training and for the held-out check, are made by another process while
+    # this one imports TensorFlow: 2.4 s saved.
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_start(), initializer=worker_setup) as pool:
+        made = pool.submit(training_non_digits, cfg, fit_digits[:NOT_DIGIT_SOURCES], len(fit_digits))
+        styled = pool.submit(training_styles, cfg, len(fit_digits))
+        check = pool.submit(non_digits, NOT_DIGIT_CHECK, ds.x_test, seed=0, held_out=True)
+        import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
+        model = build_model()
+        made, styled, check = made.result(), styled.result(), check.result()
+    fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2,
+                extra=extra, made=made, styled=styled)
+    model_saved = save_new_model(model, run.model)
+    plt = pyplot(run.show)
+    save_figure(plot_history(plt, fit.history), run.out_dir / HISTORY)
+    metrics = train_metrics(fit, report(plt, ds, model, run.out_dir, check), ds, cfg, run)
+    if extra:
+        metrics["extra"] = {**extra.describe(), "repeats_per_epoch": fit.extra_repeats}
+    save_json(metrics, run.out_dir / METRICS)
+    val = "n/a" if metrics["val_accuracy"] is None else f"{metrics['val_accuracy']:.2%}"
+    print(
+        # Keras's epoch lines score the restyled training batches, non-digits included; this is the
+        # training digits as given, read as the test set is: two figures, two names.
+        f"training digits as given {metrics['train_accuracy']:.2%} (the epoch lines' accuracy is on restyled "
+        f"batches) | validation {val} | "
+        f"test {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f})\n"
+        f"trained {plural(cfg.epochs, 'epoch')} in {metrics['train_seconds']:.1f} s, "
+        f"{metrics['samples_per_second']:,} samples/s\n"
+        + (f"{describe_extra(metrics['extra'])}\n" if extra else "")
+        + f"{model_saved}\nsaved {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
+    )
+    show_figures(plt)
+    return 0
+
+
+def worker_setup() -> None:
+    """In each worker: leave Ctrl-C to the parent, which ends the workers itself, and on Linux end
+    with the parent even if it is killed outright (no orphan holds the caller's stdout open)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits main's handler: terminate() must end it
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def worker_start():
+    """How worker processes start: a fork, unless TensorFlow has run in this process (a test, a
+    notebook), where a forked child can die on a lock one of its threads held: then from a clean
+    server process."""
+    return multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
+
+
+def train_metrics(fit: TrainResult, test: dict, ds: Dataset, cfg: TrainConfig, run: RunConfig) -> dict:
+    """Everything metrics.json records about a training run."""
+    return {
+        **test,
+        "train_accuracy": fit.train_accuracy,
+        "val_accuracy": fit.val_accuracy,
+        "epochs": cfg.epochs,
+        "train_seconds": round(fit.train_seconds, 2),
+        "samples_per_second": round(fit.samples_per_second),
+        "seed": cfg.seed,
+        "data": ds.describe(),
+        "canonical_mnist": ds.canonical,
+        "config": dataclasses.asdict(fit.config),
+        "augmentation": {k: getattr(fit.config, k) for k in AUGMENTATION},
+        "non_digits": {"images": fit.non_digits, "repeats": NOT_DIGIT_REPEATS, "kinds": list(NOT_DIGIT_KINDS),
+                       "weight": NOT_DIGIT_WEIGHT,
+                       "letters": LETTERS, "fonts": list(LETTER_FONTS)},
+        "styles": {"share": fit.config.styles, "images": fit.styled, "kinds": list(WORLD_STYLES)},
+        "model": str(run.model),
+        **library_versions(),
+        "history": fit.history,
+    }
+
+
+def describe_extra(extra: dict) -> str:
+    folders = ", ".join(f"{count} from {folder}" for folder, count in extra["folders"].items())
+    per_digit = " ".join(f"{d}:{n}" for d, n in enumerate(extra["per_digit"]))
+    return (f"your examples: {extra['examples']} ({folders}; per digit {per_digit}), each seen "
+            f"{extra['repeats_per_epoch']}x per epoch; {extra['skipped']} files skipped")
+
+
+def cmd_evaluate(run: RunConfig, images: Sequence[Path] = (), scorer: FolderScorer | None = None) -> int:
+    """Score a saved model on MNIST's test set, and on labelled folders of your images, each read
+    by `scorer`: the reader's score_folder (part 2), handed in by the command line."""
+    model = load_model(run.model)
+    metrics: dict = {"model": str(run.model)}
+    plt = None
+    if run.data is not None or not images:  # the MNIST test set, unless only your folders were asked for
+        ds = load_dataset(run.data)
+        print(f"data: {ds.describe()}", file=sys.stderr)
+        plt = pyplot(run.show)
+        test = report(plt, ds, model, run.out_dir)
+        metrics.update(test, data=ds.describe(), canonical_mnist=ds.canonical)
+        print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
+        print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
+    images = list(dict.fromkeys(images))  # a folder given twice is scored once
+    if images and scorer is not None:
+        metrics["folders"] = {str(folder): scorer(model, folder, run.out_dir, figure)
+                              for folder, figure in zip(images, mistakes_figures(images))}
+        for folder, score in metrics["folders"].items():
+            print(format_folder_score(Path(folder), score))
+    save_json({**metrics, **library_versions(), **training_history(run.out_dir)}, run.out_dir / METRICS)
+    saved = [*(EVALUATE_OUTPUTS if plt else [METRICS]),
+             *(s["mistakes_figure"] for s in metrics.get("folders", {}).values() if "mistakes_figure" in s)]
+    print(f"saved {saved_list(run.out_dir, saved)}")
+    if plt:
+        show_figures(plt)
+    return 0
+
+
+def mistakes_figures(folders: Sequence[Path]) -> list[str]:
+    """The names of the figures of labelled folders' misread images, mistakes_<folder>.png, each
+    its own: a second folder of the same name (alice/digits, bob/digits) gets mistakes_digits-2.png."""
+    names: list[str] = []
+    for folder in folders:
+        stem = f"mistakes_{folder.resolve().name}"
+        names.append(next(name for n in itertools.count(1)
+                          if (name := f"{stem}{'' if n == 1 else f'-{n}'}.png") not in names))
+    return names
+
+
+def format_folder_score(folder: Path, score: dict) -> str:
+    """A folder's accuracy, then per label (the first 20 labels)."""
+    labels = list(score["per_label"].items())
+    per = "  ".join(f"{label}: {s['accuracy']:.0%} of {s['images']}" for label, s in labels[:20])
+    more = f"  (+{len(labels) - 20} more in metrics.json)" if len(labels) > 20 else ""
+    failed = f", {score['failed']} with no digit found" if score["failed"] else ""
+    return f"{folder}: {score['right']}/{score['images']} = {score['accuracy']:.1%} right{failed}\n  per label: {per}{more}"
+
+
+def training_history(out_dir: Path) -> dict:
+    """The training history of the metrics.json being replaced, where its history.png stays beside
+    it: {"history": ...}, or {} when there is none to keep."""
+    try:
+        if (out_dir / HISTORY).is_file():
+            return {"history": json.loads((out_dir / METRICS).read_text())["history"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return {}
+
+
+def library_versions() -> dict:
+    import tensorflow as tf
+
+    keras = import_keras()
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def saved_list(out_dir: Path, names: Sequence[str]) -> str:
+    return ", ".join(str(out_dir / name) for name in names)
+
+
+def preflight(run: RunConfig, writes_model: bool) -> None:
+    """Check every path a command will use before any slow work starts."""
+    if run.data is not None:
+        data = Path(run.data)
+        if not (data.is_file() or data.is_dir()):
+            raise UserError(missing_or_special(data))
+        if not os.access(data, os.R_OK):
+            raise UserError(f"{data}: not readable")
+    check_writable_folder(run.out_dir, "output")
+    if writes_model:
+        if run.model.suffix != ".keras":
+            raise UserError(f"{run.model}: the model file name must end in .keras")
+        if run.model.is_dir():
+            raise UserError(f"{run.model}: is a folder, not a model file")
+        check_writable_folder(run.model.parent, "model")
+    # evaluate and predict load the model (load_model checks it) before any slow work
+
+
+####################################################################################################
+# Digits the MNIST way: what training and the reader share #########################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class Framing:
+    """How a digit is framed as MNIST framed its digits (fit_digit)."""
+
+    box: int = 20  #: pixels: MNIST fits each digit in 20x20, then centres its mass in 28x28
+    stroke: float = 2.2  #: pixels of the 20x20 box: MNIST's typical stroke width
+    thin: float = 0.75  #: a stroke narrower than this share of `stroke` (a fine pen) is thickened towards it
+    supersample: int = 3  #: thickened at this many times the final size, where a filter step is a third of a pixel
+    max_steps: int = 4  #: ... by at most this many steps (a hairline grows to about MNIST's width)
+    solid_percentile: float = 70  #: a digit's ink above this percentile of its own is full white, as MNIST's cores are
+
+
+FRAMING = Framing()
+
+
+def fit_digit(ink: np.ndarray, mask: np.ndarray, stroke: float | None = None) -> np.ndarray:
+    """One cropped digit -> MNIST's 28x28 uint8: fit in 20x20 keeping aspect, stroke cores solid
+    and strokes thickened to MNIST's width, centre of mass in the middle. `stroke` is the mask's
+    mean_stroke_width, where the caller has measured it already."""
+    from PIL import Image, ImageFilter
+
+    scale = FRAMING.box / max(ink.shape)
+    solid = max(float(np.percentile(ink[mask], FRAMING.solid_percentile)), 1e-6)  # 1e-6: never divide by nought
+    img = Image.fromarray((np.where(mask, np.clip(ink / solid, 0, 1), 0) * 255).astype(np.uint8))
+    width_in_box = (mean_stroke_width(mask) if stroke is None else stroke) * scale
+    if width_in_box < FRAMING.stroke * FRAMING.thin:
+        # Thicken at 3x the final size, where one filter step is a third of a final pixel.
+        mid = FRAMING.supersample * FRAMING.box / max(ink.shape)
+        img = _resized(img, (max(1, round(img.width * mid)), max(1, round(img.height * mid))), Image.Resampling.BOX)
+        # A 3x3 maximum widens a stroke by a pixel on each side: two pixels of the supersampled image a step.
+        steps = int(np.clip(round((FRAMING.stroke - width_in_box) * FRAMING.supersample / 2), 1, FRAMING.max_steps))
+        for _ in range(steps):
+            img = img.filter(ImageFilter.MaxFilter(3))
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    patch = np.asarray(_resized(img, size, Image.Resampling.LANCZOS), dtype=np.float32)
+    patch = np.clip(patch / max(patch.max(), 1), 0, 1)
+    return centre_of_mass_frame(patch)
+
+
+def _resized(img, size: tuple[int, int], resample):
+    """Pillow's resize as its two passes, across and then down: the pixels do not depend on which
+    order a Pillow version picks (13 goes down first for tall shapes), and the exported page's
+    JavaScript computes the same."""
+    if img.width != size[0]:
+        img = img.resize((size[0], img.height), resample)
+    return img.resize(size, resample) if img.height != size[1] else img
+
+
+def ink_crop(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of the box round a mask's pixels (it has some)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def mean_stroke_width(mask: np.ndarray) -> float:
+    """Average stroke width of a binary shape: its area over half its perimeter (the pixels with
+    a side open: those an erosion takes away)."""
+    from scipy import ndimage as ndi
+
+    area = mask.sum()
+    perimeter = area - ndi.binary_erosion(mask).sum()
+    return float(2 * area / max(perimeter, 1))
+
+
+def squared_axes(mask: np.ndarray) -> np.ndarray:
+    """A shape's squared axis lengths, shorter first, up to one factor: the eigenvalues of the
+    covariance of its pixels' coordinates (a straight stroke has one far longer than the other)."""
+    return np.linalg.eigvalsh(np.cov(np.nonzero(mask), bias=True))
+
+
+def centre_of_mass_frame(patch: np.ndarray) -> np.ndarray:
+    """Place `patch` in a 28x28 frame with its centre of mass at the frame's centre."""
+    from scipy import ndimage as ndi
+
+    com_r, com_c = ndi.center_of_mass(patch) if patch.sum() > 0 else ((patch.shape[0] - 1) / 2, (patch.shape[1] - 1) / 2)
+    top = int(round((IMAGE_SIZE - 1) / 2 - com_r))
+    left = int(round((IMAGE_SIZE - 1) / 2 - com_c))
+    top = min(max(top, 0), IMAGE_SIZE - patch.shape[0])
+    left = min(max(left, 0), IMAGE_SIZE - patch.shape[1])
+    frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    frame[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
+    return np.round(frame * 255).astype(np.uint8)
+
+
+def read_proba(model: Network, digits: np.ndarray) -> np.ndarray:
+    """Class probabilities for digits cut from your images (28x28 uint8), averaged over a few
+    small changes a writer or a camera could have made (test-time augmentation: 1-pixel shifts,
+    an 8 degree tilt either way, a bolder and a thinner stroke), so that one accident of framing
+    does not decide the answer. MNIST's own test set is scored without them."""
+    parts = []
+    for start in range(0, len(digits), 1024):  # ten variants of 1,024 digits: 31 MB at a time
+        variants = reading_variants(normalize(digits[start : start + 1024]))
+        proba = predict_proba(model, np.concatenate(variants))  # all ten in one pass: three matrix products
+        parts.append(proba.reshape(len(variants), -1, NUM_CLASSES).mean(axis=0))
+    return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def reading_variants(x: np.ndarray) -> list[np.ndarray]:
+    """`x` (N x 28 x 28 floats) and its nine test-time variants: shifted a pixel each way, tilted
+    TTA_TILT degrees either way, and with the bolder and thinner strokes training makes."""
+    framed = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    shifted = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE]
+               for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    flat = x.reshape(len(x), -1)
+    tilted = []
+    for angle in (TTA_TILT, -TTA_TILT):
+        taps, weights = tilt_taps(angle)
+        tilted.append(np.einsum("njk,jk->nj", flat[:, taps], weights).reshape(x.shape))
+    corners = [framed[:, 1 + dy : 1 + dy + IMAGE_SIZE, 1 + dx : 1 + dx + IMAGE_SIZE] for dy in (0, 1) for dx in (0, 1)]
+    return [x, *shifted, *tilted, np.max(corners, axis=0), np.min(corners, axis=0)]
+
+
+def is_digit(proba: np.ndarray) -> np.ndarray:
+    """Per row of class probabilities: whether the network reads a digit there at all."""
+    return proba.max(axis=-1) >= NOT_A_DIGIT
+
+
+####################################################################################################
+# Fast kernels #####################################################################################
+####################################################################################################
+
+
+# Each kernel below equals the library call its docstring names (tests/test_part1_kernels.py holds
+# each to it) and is here because it saves at least a third of its stage's time, measured on 244
+# real and generated pages (docs/speed.md); everywhere else the file calls the libraries. They sit
+# in part 1 because training's report reads with tilts too; the running filters serve part 2.
+
+
+@functools.cache
+def tilt_taps(angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of a 28x28 image turned by `angle` degrees about its centre is read from:
+    four pixels of the flattened image and their bilinear weights (all 0 off the image), exactly as
+    scipy.ndimage.rotate(order=1, reshape=False, prefilter=False) reads them, so that one gather
+    tilts a whole batch: two tilts of 1,000 digits take 6 ms against rotate's 91, 55% of reading
+    them with their ten variants."""
+    turn = np.deg2rad(angle)
+    cos, sin, centre = np.cos(turn), np.sin(turn), (IMAGE_SIZE - 1) / 2
+    rows, cols = np.divmod(np.arange(IMAGE_SIZE * IMAGE_SIZE), IMAGE_SIZE)
+    r = cos * (rows - centre) + sin * (cols - centre) + centre
+    c = -sin * (rows - centre) + cos * (cols - centre) + centre
+    inside = (r >= 0) & (r <= IMAGE_SIZE - 1) & (c >= 0) & (c <= IMAGE_SIZE - 1)
+    r0, c0 = (np.clip(np.floor(v), 0, IMAGE_SIZE - 2) for v in (r, c))
+    dr, dc = r - r0, c - c0
+    top, left = r0 * IMAGE_SIZE, c0
+    taps = np.stack([top + left, top + IMAGE_SIZE + left, top + left + 1, top + IMAGE_SIZE + left + 1], axis=1)
+    weights = np.stack([(1 - dr) * (1 - dc), dr * (1 - dc), (1 - dr) * dc, dr * dc], axis=1) * inside[:, None]
+    return taps.astype(np.intp), weights.astype(np.float32)
+
+
+def _running_down(array: np.ndarray, size: int, op, origin: int = 0, fill=None) -> np.ndarray:
+    """The running minimum or maximum (`op` np.minimum or np.maximum) over windows of `size`
+    down a 2-D array's columns: exactly scipy.ndimage's minimum_filter1d or maximum_filter1d
+    along axis 0 (mode 'reflect', or 'constant' with `fill` where given), as log2(size)
+    elementwise steps, each window the op of two overlapping power-of-two spans: line removal
+    takes 0.68 ms a page with it and 2.02 ms with scipy's filters (66% saved)."""
+    before = size // 2 + origin
+    after = size - 1 - before
+    if fill is not None:
+        edge = np.full((1, *array.shape[1:]), fill, array.dtype)
+        spans = np.concatenate([edge.repeat(before, 0), array, edge.repeat(after, 0)])
+    elif max(before, after) <= len(array):  # the edge mirrored (scipy's "reflect"), as one C-ordered copy
+        spans = np.concatenate([array[:before][::-1], array, array[::-1][:after]])
+    else:  # a window longer than the array mirrors it again and again
+        spans = np.ascontiguousarray(np.pad(array, [(before, after), (0, 0)], mode="symmetric"))
+    span = 1
+    while 2 * span <= size:  # spans[i] holds the op over the `span` rows from i
+        spans = op(spans[:-span], spans[span:])
+        span *= 2
+    return op(spans[: len(array)], spans[size - span : size - span + len(array)])
+
+
+def _running(array: np.ndarray, size: int, axis: int, op, origin: int = 0, fill=None) -> np.ndarray:
+    """The running minimum or maximum along `axis` (see _running_down)."""
+    if axis == 0:
+        return _running_down(array, size, op, origin, fill)
+    return _running_down(array.T, size, op, origin, fill).T
+
+
+def _square_running(image: np.ndarray, size: int, op, origin: int = 0) -> np.ndarray:
+    """The running minimum or maximum over size x size windows (scipy.ndimage's minimum_filter or
+    maximum_filter with `size`), by _running_down down the columns, then down the rows."""
+    return _running_down(_running_down(image, size, op, origin).T, size, op, origin).T
+
+
+def _mirrored(size: int) -> int:
+    """The origin of a mirrored window of `size`, as scipy's closings and openings dilate with
+    one: an even window starts a pixel later."""
+    return -1 if size % 2 == 0 else 0
+
+
+def _closing(image: np.ndarray, size: int) -> np.ndarray:
+    """scipy.ndimage.grey_closing(image, size=size): the paper estimate takes 1.47 ms a page with
+    it and 2.22 ms with scipy's (34% saved)."""
+    return _square_running(_square_running(image, size, np.maximum, _mirrored(size)), size, np.minimum)
+
+
+def _opening(image: np.ndarray, size: int) -> np.ndarray:
+    """scipy.ndimage.grey_opening(image, size=size): on light ink (chalk on a board) the paper
+    estimate takes 2.14 ms a page with it and 3.30 ms with scipy's (35% saved)."""
+    return _square_running(_square_running(image, size, np.minimum), size, np.maximum, _mirrored(size))
+
+
+def _closed_along(mask: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """scipy.ndimage.binary_closing(mask) by a line of `size` pixels along `axis`, by _running:
+    beyond the page is no ink, as there."""
+    dilated = _running(mask, size, axis, np.maximum, _mirrored(size), fill=False)
+    return _running(dilated, size, axis, np.minimum, fill=False)
+
+
+def opened(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """The pixels on runs of ink at least `length` long along `axis`: scipy.ndimage's
+    minimum_filter1d, then its maximum_filter1d, along `axis`."""
+    return _running(_running(mask, length, axis, np.minimum), length, axis, np.maximum)
+
+
+####################################################################################################
+####################################################################################################
+# PART 2: READING YOUR HANDWRITING #################################################################
+####################################################################################################
+####################################################################################################
+
+
+####################################################################################################
+# A page in, its digits out ########################################################################
+####################################################################################################
+
+
+def find_digits(gray: np.ndarray, look: Look | None = None) -> list[list[Digit]]:
+    """A grayscale page (floats in [0, 1]) -> its lines of digits, top to bottom, each left to
+    right, as MNIST-style 28x28 uint8 images; [] when there is no digit. `look` sets the paper
+    estimate's window and whether the light may curve (FIRST_LOOK where none is given)."""
+    gray, noise = smoothed(gray)
+    ink, off_paper = ink_map(gray, look or FIRST_LOOK)
+    mask = remove_page_rules(ink_mask(ink, noise))  # first: rules across the page would hide the digits' size
+    labels, blobs = ink_blobs(mask)
+    blobs = away_from_edges(blobs, labels, off_paper)  # a page edge with its ragged bits, a band, a table
+    if not blobs:
+        return []
+    height = digit_height(blobs, labels)
+    kept = labelled(labels, [label for b in blobs for label in b.labels])
+    unlined = remove_lines(kept, round(RULES.line * height), round(RULES.line * height))
+    if unlined is not kept:
+        labels, blobs = ink_blobs(unlined)
+    blobs = [b for b in blobs if max(b.height, b.width) >= BLOBS.speck * height]
+    blobs = [b for b in blobs if not is_clutter(b, labels, height, blobs)]
+    if not blobs:
+        return []
+    height = digit_height(blobs, labels)
+    digits = [b for b in merge_parts(blobs, height, labels) if b.height >= BLOBS.min_height * height]
+    return [read_line(line, labels, ink) for line in group_lines(digits)]
+
+
+def read_page(gray: np.ndarray, name: str, look: Look | None = None) -> Reading:
+    """A grayscale page -> its Reading, or a blank page's. A picture no larger than CHOICE.small_picture
+    is one digit's picture, not a page: all its ink read as one digit (`whole`) is a reading too,
+    for the network to choose."""
+    lines = find_digits(gray, look)
+    whole = whole_digit(gray) if max(gray.shape) <= CHOICE.small_picture else None
+    if not lines and whole is None:
+        return Reading(name, error=f"{name}: no digit found (blank or empty page)", blank=True)
+    return Reading(name, lines or [[whole]], gray.shape, whole=whole if lines else None)
+
+
+def whole_digit(gray: np.ndarray) -> Digit | None:
+    """All the ink of a digit-sized picture as one digit, with none of a page's rules (at 28 pixels
+    a stem is 80% of the picture, and a digit cropped tight touches the border); only ink running
+    along a side (a strip of background) is left out. None when there is no ink."""
+    gray, noise = smoothed(gray)
+    ink, _ = ink_map(gray)
+    labels, blobs = ink_blobs(ink_mask(ink, noise))
+    blobs = [b for b in blobs if not hugs_border(b, labels)]
+    if not blobs:
+        return None
+    return cut_digit(functools.reduce(Blob.join, blobs), labels, ink)
+
+
+def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Digit]:
+    """One line of blobs -> its digits, touching digits cut apart; each next to a piece it could
+    form one digit with carries that joined reading too, and each as wide as two digits that
+    touch carries the reading of its two pieces (slanted_cut)."""
+    height = line_height(line)
+    digit_width = float(np.median([b.width for b in line])) if len(line) >= TWO.few_digits else None
+    pieces, apart = [], {}
+    for blob in line:
+        mask, box = np.zeros(labels.shape, bool), np.s_[blob.top : blob.bottom, blob.left : blob.right]
+        mask[box] = labelled(labels[box], blob.labels)  # a blob's pixels lie in its box
+        for piece in split_touching(blob, mask, height, digit_width):
+            if piece.width >= TWO.maybe_two * piece.height and (cut := slanted_cut(piece, mask, height)):
+                region = np.s_[piece.top : piece.bottom, piece.left : piece.right]
+                apart[len(pieces)] = tuple(masked_digit(part, ink[region], piece.top, piece.left) for part in cut)
+            pieces.append(piece)
+    digits = []
+    for n, (piece, after) in enumerate(itertools.zip_longest(pieces, pieces[1:])):
+        joined = after and piece.join(after)
+        could_be_one = joined is not None and joined.width <= TWO.one_digit_width * height
+        digits.append(dataclasses.replace(cut_digit(piece, labels, ink), apart=apart.get(n),
+                                          with_next=cut_digit(joined, labels, ink) if could_be_one else None))
+    return digits
+
+
+def cut_digit(blob: Blob, labels: np.ndarray, ink: np.ndarray) -> Digit:
+    """The blob's own ink (not a neighbour's overhang), cropped to its pixels and fit to 28x28."""
+    region = np.s_[blob.top : blob.bottom, blob.left : blob.right]
+    return masked_digit(labelled(labels[region], blob.labels), ink[region], blob.top, blob.left)
+
+
+def masked_digit(mask: np.ndarray, ink: np.ndarray, top: int, left: int) -> Digit:
+    """The ink under `mask` (both a region of the page whose corner is at `top`, `left`), cropped
+    to its pixels and fit to 28x28."""
+    crop = ink_crop(mask)
+    box = (top + crop[0].start, top + crop[0].stop, left + crop[1].start, left + crop[1].stop)
+    stroke = mean_stroke_width(mask[crop])
+    return Digit(tuple(int(v) for v in box), fit_digit(ink[crop], mask[crop], stroke), stroke)
+
+
+def preprocess(gray: np.ndarray) -> list[np.ndarray]:
+    """A grayscale page (floats in [0, 1]) -> one MNIST-style 28x28 uint8 image per digit, in
+    reading order; [] when no digit is found. Feed the result through normalize(), as training does."""
+    return [digit.image for line in find_digits(gray) for digit in line]
+
+
+@dataclasses.dataclass(frozen=True)
+class Blob:
+    """Connected ink, or several pieces of one digit: its labels in the page's label image and its
+    box (top, bottom, left, right), in page pixels."""
+
+    labels: frozenset[int]
+    top: int
+    bottom: int
+    left: int
+    right: int
+    area: int  # ink pixels
+    straight: bool = False  # a straight stroke: a ruled line, an underline, a column rule, or a 1
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def join(self, other: Blob) -> Blob:
+        return Blob(self.labels | other.labels, min(self.top, other.top), max(self.bottom, other.bottom),
+                    min(self.left, other.left), max(self.right, other.right), self.area + other.area)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # each Digit is its own: a key to its probabilities
+class Digit:
+    """One digit found on a page: its box (top, bottom, left, right) and the 28x28 image made of it;
+    `with_next`, where this blob and the next on its line could be one digit (a 4 in two strokes,
+    a digit cut in two), that reading of them, for the network to choose (see chosen_lines), and
+    `apart`, where it is as wide as two digits touching, the reading of its two pieces."""
+
+    box: tuple[int, int, int, int]
+    image: np.ndarray
+    stroke: float  # its strokes' mean width, in page pixels
+    with_next: Digit | None = None
+    apart: tuple[Digit, Digit] | None = None  # its two pieces, where it could be two digits touching
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """One file or picture read: its lines of digits, or why there are none.
+
+    `size` is the working image's height and width (digit boxes are in its pixels); `gray` is
+    that image itself for a picture read from memory, while a file is read again when predict.png
+    draws it (picture()), so that a folder's readings carry no pages. `whole` is the digit-sized
+    picture's ink read as one digit, an alternative reading (see read_page). `proba` holds the network's
+    probabilities, one row per digit in reading order, once chosen_readings has chosen. `error`
+    says why nothing can be read; `blank` marks an error that is only "no digit found"."""
+
+    file: str
+    lines: list[list[Digit]] = dataclasses.field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+    gray: np.ndarray | None = None
+    whole: Digit | None = None
+    proba: np.ndarray | None = None
+    error: str | None = None
+    blank: bool = False
+
+    @property
+    def digits(self) -> list[Digit]:
+        """The digits of every line, in reading order."""
+        return [digit for line in self.lines for digit in line]
+
+    @property
+    def scale(self) -> float:
+        """The size of the picture drawn in predict.png over the working image's."""
+        return min(1.0, SHEET_PAGE[0] / max(self.size[1], 1), SHEET_PAGE[1] / max(self.size[0], 1))
+
+    def picture(self) -> np.ndarray:
+        """The picture as predict.png draws it: a small uint8 copy of the working image (read
+        from the file again, blank where it can no longer be read)."""
+        gray = self.gray
+        if gray is None:
+            with contextlib.suppress(UserError):  # gone or no longer readable: drawn blank
+                gray = load_image(Path(self.file))
+        if gray is None or gray.shape != self.size:  # ... or changed since it was read
+            gray = np.ones(self.size, np.float32)
+        return thumbnail(gray, self.scale)
+
+    @functools.cached_property
+    def kept(self) -> np.ndarray:
+        """Per blob of a chosen reading, in reading order: whether it counts as a digit (the
+        network reads one there, and it is not a letter of a word: words_left_out)."""
+        return words_left_out(self.lines, is_digit(self.proba))
+
+    @property
+    def unreadable(self) -> bool:
+        """The file itself failed (missing, not an image, too large), not merely blank."""
+        return self.error is not None and not self.blank
+
+
+####################################################################################################
+# Images in ########################################################################################
+####################################################################################################
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif"})
+# The only decoders Pillow may use, whatever a file's name or first bytes claim: each decodes in this
+# process. EPS, PS and PDF are handed to Ghostscript by Pillow, a program that runs what the file says.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "HEIF")  # JPEG includes phones' MPO
+DECODE_PIXELS = 100_000_000  # an image decoding to more pixels than this (after JPEG's reduced decode) is refused
+# Pillow's modes of more than 8 bits a pixel, and the value that is white in each.
+WIDE_MODES = types.MappingProxyType(
+    {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0})
+WORK_SIDE = 1000  # images are shrunk to at most this many pixels a side before any other work
+
+MID_GREY = 127  # of 0-255: a pixel above it is more opaque than clear, or light rather than dark
+
+
+class UnreadableImage(UserError):
+    """A file that is no image NumNet decodes (serve answers it 415)."""
+
+
+def read_digits(path: Path, look: Look | None = None) -> Reading:
+    """Load and preprocess one file; a file that cannot be read is a Reading with its error."""
+    try:
+        return read_page(load_image(path), str(path), look)
+    except UserError as exc:
+        return Reading(str(path), error=str(exc))
+
+
+def read_array(model: Network, gray: np.ndarray, name: str) -> tuple[Reading, dict]:
+    """A page already in memory (a drawing, an upload) read exactly as predict reads a file, the
+    second look included: the chosen reading and its JSON-ready answer."""
+    read = lambda look=FIRST_LOOK: dataclasses.replace(read_page(gray, name, look), gray=gray)  # noqa: E731
+    reading = surest_readings(model, [read()], lambda _, looks: [read(look) for look in looks])[0]
+    return reading, json_answer(reading)
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Open an image file as grayscale floats in [0, 1] (1 = white), downscaled early."""
+    if not path.is_file():  # a pipe or a device would block or never end: only regular files are read
+        raise UserError(f"{path}: not a regular file (a folder, a pipe or a device?)" if path.exists()
+                        else f"{path}: no such file")
+    return decoded(path, str(path), max_pixels=DECODE_PIXELS)
+
+
+def decoded(source, name: str, max_pixels: int = DECODE_PIXELS) -> np.ndarray:
+    """An image file or file-like object -> grayscale floats in [0, 1] (1 = white), at most
+    WORK_SIDE pixels a side. JPEGs decode at reduced size; an image that would still decode to
+    more than `max_pixels` is refused before it is decoded."""
+    with opened_image(source, name) as img:
+        img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
+        if img.width * img.height > max_pixels:
+            raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels; "
+                            f"the limit is {max_pixels / 1e6:.0f} megapixels)")
+        return _working_gray(img)
+
+
+@contextlib.contextmanager
+def opened_image(source, name: str):
+    """Pillow's image of a file or file-like object, opened only by the decoders in IMAGE_FORMATS
+    (no format that hands the file to another program, as EPS and PDF do), its Pillow warnings
+    kept quiet: NumNet says what is wrong in its own words."""
+    from PIL import Image, UnidentifiedImageError
+
+    _register_heif()
+    Image.init()  # every plugin imported (none runs anything on import), so that each named format is known
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, EXIF and palette notes
+            with Image.open(source, formats=IMAGE_FORMATS) as img:
+                yield img
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{name}: image is too large to open safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableImage(f"{name}: not a readable image (not PNG, JPEG, GIF, BMP, WebP, TIFF or HEIC)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage(f"{name}: not a readable image ({exc})") from exc
+
+
+@functools.cache
+def _register_heif() -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()  # iPhones' HEIC photos: decoded in-process by libheif
+
+
+def _working_gray(img) -> np.ndarray:
+    """A Pillow image -> grayscale floats in [0, 1], turned upright and shrunk to WORK_SIDE; a
+    large one is shrunk before any copy of it at full size in floats is made."""
+    from PIL import Image, ImageOps
+
+    ImageOps.exif_transpose(img, in_place=True)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        img = img if img.mode == "RGBA" else img.convert("RGBA")
+        if max(img.size) > WORK_SIDE:  # shrunk before its transparency is flattened
+            img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+        img = flatten_alpha(img)
+    white = WIDE_MODES.get(img.mode)
+    if white is not None:  # a 16-bit scan at its own contrast: convert("L") would clip it
+        img = img.convert("F")
+    elif img.mode != "L":
+        img = img.convert("L")
+    if max(img.size) > WORK_SIDE:
+        img.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    if white is not None:
+        return np.clip(np.asarray(img, np.float32) / np.float32(white), 0, 1)
+    return np.asarray(img, np.float32) / 255.0  # in [0, 1] already
+
+
+def flatten_alpha(rgba):
+    """Put a transparent drawing on a background that contrasts with its ink."""
+    from PIL import Image
+
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32)
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32)
+    ink = gray[alpha > MID_GREY]
+    background = 0 if ink.size and ink.mean() > MID_GREY else 255
+    return Image.composite(rgba, Image.new("RGBA", rgba.size, (background,) * 3 + (255,)), rgba.getchannel("A"))
+
+
+####################################################################################################
+# Paper and ink ####################################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class InkLimits:
+    """Where the paper is and where the ink is (smoothed, ink_map, ink_mask). Brightness is on a
+    0-1 scale; windows are shares of the page's longer side."""
+
+    noisy: float = 0.01  #: pages with more pixel noise than this (standard deviation) are smoothed
+    smoothing: float = 0.8  #: pixels: the standard deviation of the Gaussian that smooths a noisy page's grain
+    noise_per_mad: float = 1.4826  #: a Gaussian's standard deviation over its median absolute deviation
+    window_px: int = 3  #: pixels: the paper window is never narrower than a 3x3 square
+    sample_step: int = 4  #: pixels: paper changes slowly, so every 4th pixel each way is plenty to measure it
+    paper_window: float = 0.4  #: share of the page: the first look's paper window, wider than any stroke
+    off_paper: float = 0.3  #: background darker than this share of the paper is no paper: a table, a scanner's band
+    paper_near: float = 0.05  #: pixels this near the fitted light are paper, for the next fit (light_slope)
+    light_paper: float = 0.25  #: ink is light (chalk) only where less than this share of the page is wide bright paper
+    min_contrast: float = 0.08  #: ink fainter than this against its paper is no ink
+    noise_low: float = 6  #: in the page's pixel noise: a pixel this far above the paper may be ink ...
+    noise_high: float = 12  #: ... and a piece of ink holds at least one pixel this far above it
+    seed_contrast: float = 1.5  #: ... or seed_contrast x min_contrast, on a clean page
+    peak_px: int = 3  #: pixels: a piece's peak is its brightest 3x3 mean, not one noisy pixel
+    faint: float = 0.3  #: share of the page's strongest ink: fainter pieces are smudges or faint rules
+    ink_core: float = 0.35  #: share of a piece's own strongest ink: its pixels above this are its stroke
+
+
+INK = InkLimits()
+
+
+@dataclasses.dataclass(frozen=True)
+class Look:
+    """How a page is looked at: the paper estimate's window, as a fraction of the page's longer
+    side, and whether the light across the paper may curve (a lamp's fall-off, dark corners) or
+    only slope. The first look is broad and plain; a second look (second_looks) is narrower and
+    lets the light curve, which a tight crop full of ink could mislead at first sight."""
+
+    window: float = INK.paper_window
+    curved_light: bool = False
+FIRST_LOOK = Look()
+
+
+def smoothed(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """A noisy photo with its pixel noise smoothed away (a small Gaussian), so that faint strokes
+    stand out and the paper estimate does not follow the noise; a clean scan as it is, so that
+    its thin strokes keep their contrast. Returned with the pixel noise of what is returned."""
+    from scipy import ndimage as ndi
+
+    noise = pixel_noise(gray)
+    if noise <= INK.noisy:
+        return gray, noise
+    gray = ndi.gaussian_filter(gray, INK.smoothing)
+    return gray, pixel_noise(gray)
+
+
+def pixel_noise(gray: np.ndarray) -> float:
+    """The page's pixel noise (standard deviation), from neighbouring pixels' differences (every
+    other row is plenty): robust, since strokes' edges are few among them."""
+    steps = np.abs(np.diff(gray[::2], axis=1))
+    return float(INK.noise_per_mad * np.median(steps) / np.sqrt(2)) if steps.size else 0.0
+
+
+def ink_map(gray: np.ndarray, look: Look = FIRST_LOOK) -> tuple[np.ndarray, np.ndarray]:
+    """Ink bright on black in [0, 1], as contrast against the paper around it, and where the
+    background is not paper at all.
+
+    The paper is a grey closing (an opening, for light ink) with a window wider than any stroke,
+    so a bold stroke is never mistaken for paper; slow shading and anything dark that is wider
+    than the window (a table, a scanner's black band) count as background and drop out. It is
+    taken of the page with the slope of the light across it removed, which a closing near the
+    border would overshoot. Background far darker than the page's paper is returned as the
+    second array: ink touching it is the ragged edge of a page or a band.
+    """
+    window = max(INK.window_px, round(look.window * max(gray.shape)))
+    light = light_ink(gray, window)
+    slope = light_slope(gray, light, look.curved_light)
+    if light:
+        board = _opening(gray - slope, window) + slope
+        every = np.s_[:: INK.sample_step, :: INK.sample_step]
+        return np.clip(gray - board, 0, 1), 1 - board < INK.off_paper * np.median(1 - board[every])
+    paper = _closing(gray - slope, window) + slope
+    every = np.s_[:: INK.sample_step, :: INK.sample_step]
+    return np.clip(paper - gray, 0, 1), paper < INK.off_paper * np.median(paper[every])
+
+
+def light_ink(gray: np.ndarray, window: int) -> bool:
+    """Whether the ink is light (chalk, a drawing on a black screen): most of the page, its border
+    too, is nearer the darkest than the brightest pixel, and no wide bright paper is in view."""
+    middle = (float(gray.min()) + float(gray.max())) / 2
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(gray[:: INK.sample_step, :: INK.sample_step]) >= middle or np.median(border) >= middle:
+        return False
+    # Opening the pixels above the middle is the same as opening the page and then thresholding
+    # (a flat window commutes with a threshold), at a quarter of the memory.
+    return bool(np.mean(_opening(gray >= middle, window)) < INK.light_paper)
+
+
+def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarray:
+    """The light across the paper: a plane fit to the paper's brightness (least squares on every
+    4th pixel of the brighter half, or the darker half for light ink, then again on those near the
+    first fit), then a quadratic surface fit to the pixels near that plane, which follows a lamp's
+    fall-off and a lens's dark corners; neither is pulled by ink, a table or a band."""
+    rows, cols, design = _light_terms(gray.shape)
+    sample = gray[:: INK.sample_step, :: INK.sample_step].ravel()
+    middle = np.median(sample)
+    paper = sample <= middle if light else sample >= middle  # the paper's side of the page to begin with
+    for terms in (PLANE, PLANE, QUADRATIC) if curved else (PLANE, PLANE):
+        coef = least_squares(design[paper, :terms], sample[paper])
+        off = sample - design[:, :terms] @ coef
+        near = off <= INK.paper_near if light else off >= -INK.paper_near
+        if near.sum() < QUADRATIC:  # fewer points than terms fit no surface
+            break
+        paper = near
+    surface = coef[0] + coef[1] * rows + coef[2] * cols
+    if len(coef) == QUADRATIC:  # a plane's quadratic terms are nought: adding them changes nothing
+        surface = surface + coef[3] * rows**2 + coef[4] * cols**2 + coef[5] * rows * cols
+    return surface.astype(np.float32)
+
+
+PLANE, QUADRATIC = 3, 6  # the terms of the light's surfaces: 1, r, c; and r², c², rc as well
+
+
+@functools.lru_cache(maxsize=8)  # a folder's pages share a few shapes
+def _light_terms(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """light_slope's coordinates for a page of this shape (a folder's pages mostly share one):
+    rows and columns as fractions of the longer side, and the terms of the quadratic surface at
+    every 4th pixel (1, r, c, r², c², rc)."""
+    side = max(shape)
+    rows, cols = (axis.astype(np.float32) / side for axis in np.ogrid[0 : shape[0], 0 : shape[1]])
+    r, c = (a.ravel() for a in np.meshgrid(rows[:: INK.sample_step, 0], cols[0, :: INK.sample_step], indexing="ij"))
+    design = np.column_stack([np.ones(r.size), r, c, r * r, c * c, r * c])
+    for array in (rows, cols, design):
+        array.flags.writeable = False
+    return rows, cols, design
+
+
+def least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The coefficients that fit `design @ coef` to `values` best, by the normal equations: two
+    small matrix products (a few columns), at a fifth of einsum's time."""
+    return np.linalg.lstsq(design.T @ design, design.T @ values.astype(np.float64), rcond=None)[0]
+
+
+def ink_mask(ink: np.ndarray, noise: float) -> np.ndarray:
+    """Where the strokes are.
+
+    Hysteresis finds each piece of ink: connected pixels above a low level that hold a pixel
+    above a high one, both set from the page's noise, so faint pencil is found and noise is not.
+    A piece much fainter than the page's strongest is a smudge or a ruled line and is dropped;
+    every other piece keeps its pixels above a fraction of its own strongest ink, so faint and
+    bold strokes both come out at their real width. `noise` is the page's pixel_noise.
+    """
+    from scipy import ndimage as ndi
+
+    eight_connected = ndi.generate_binary_structure(2, 2)
+    labels, count = ndi.label(ink > max(INK.min_contrast, INK.noise_low * noise), structure=eight_connected)
+    seeded = np.zeros(count + 1, bool)
+    seeded[labels[ink > max(INK.seed_contrast * INK.min_contrast, INK.noise_high * noise)]] = True
+    seeded[0] = False
+    if not seeded.any():
+        return np.zeros_like(ink, bool)
+    inked = labels > 0
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    # The means of the inked pixels see no further than one pixel round them.
+    box = np.s_[max(rows[0] - 1, 0) : rows[-1] + 2, max(cols[0] - 1, 0) : cols[-1] + 2]
+    peaks = np.zeros(count + 1, np.float32)
+    np.maximum.at(peaks, labels[box][inked[box]], ndi.uniform_filter(ink[box], INK.peak_px)[inked[box]])
+    kept = seeded & (peaks >= INK.faint * peaks[seeded].max())
+    mask = np.zeros_like(ink, bool)  # no ink outside the box round the inked pixels
+    mask[box] = ink[box] >= np.where(kept, INK.ink_core * peaks, np.inf)[labels[box]]
+    return mask
+
+
+####################################################################################################
+# Rules and lines across the page ##################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleLimits:
+    """Straight lines that are not writing (remove_page_rules, remove_lines): a ruled line, a page's
+    or a table's edge, an underline, a column rule."""
+
+    page_rule: float = 0.8  #: share of the page: a straight line this long is a rule, an edge or a border
+    rule_gap: float = 0.05  #: share of the page: a rule may break for this long (a dashed or faint rule)
+    rule_thin: float = 0.03  #: share of the page: a rule is no thicker than this ...
+    rule_thin_px: int = 3  #: ... nor than this many pixels on a small page: a stroke across it is thicker
+    line: float = 2.5  #: digit heights: straight lines longer than this are underlines or borders, never a digit
+    slant_px: int = 5  #: pixels: a line may drift this far across its length (a page photographed a little turned)
+    crossing: float = 0.02  #: share of a line's length: ink this close on both sides of it is a stroke crossing it
+    crossing_px: int = 3  #: ... and never less than this many pixels
+
+
+RULES = RuleLimits()
+
+
+def remove_page_rules(mask: np.ndarray) -> np.ndarray:
+    """Take out thin straight lines that run across most of the page: ruled lines, column rules,
+    page edges, even where broken."""
+    rows, cols = mask.shape
+    side = max(rows, cols)
+    return remove_lines(mask, round(RULES.page_rule * cols), round(RULES.page_rule * rows), gap=round(RULES.rule_gap * side),
+                        thin=max(RULES.rule_thin_px, round(RULES.rule_thin * side)))
+
+
+def remove_lines(mask: np.ndarray, across: int, down: int, gap: int = 0, thin: int | None = None) -> np.ndarray:
+    """Take out straight lines: near-horizontal runs of ink at least `across` long and
+    near-vertical ones at least `down` long, bridging gaps of `gap` pixels along them (a dashed
+    or broken rule), and only where they are at most `thin` pixels thick (when given), with the
+    ragged ink along their sides. Strokes that cross a line keep the pixels they share with it."""
+    lines = np.zeros_like(mask)
+    for axis, length in ((1, across), (0, down)):
+        inked = np.flatnonzero(mask.any(axis=1 - axis))  # where along `axis` there is ink at all
+        if length >= mask.shape[axis] or not inked.size or inked[-1] - inked[0] + 1 < length / 2:
+            continue  # no run this long fits in the page, or in the stretch the ink spans
+        slack = _running(mask, RULES.slant_px, 1 - axis, np.maximum)  # a slightly slanted line: long runs too
+        if slack.sum(axis=axis).max() < length / 2:  # no run this long, even with gaps: nothing to do
+            continue
+        if gap:
+            slack = _running(_running(slack, gap, axis, np.maximum), gap, axis, np.minimum)
+        runs = opened(slack, length, axis)
+        if thin is not None:  # thicker than a rule across it: a stroke, not a rule
+            runs &= ~opened(mask, thin + 1, axis=1 - axis)
+        lines |= _running(runs & mask, RULES.slant_px, 1 - axis, np.maximum) & mask
+    if not lines.any():
+        return mask
+    kept = mask & ~lines
+    reach = max(RULES.crossing_px, round(RULES.crossing * max(across, down)))
+    crossing = _closed_along(kept, reach, 0) | _closed_along(kept, reach, 1)
+    return kept | (crossing & lines)
+
+
+####################################################################################################
+# Pieces of ink ####################################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobLimits:
+    """Which connected pieces of ink could be digits (ink_blobs, away_from_edges, digit_height,
+    is_clutter). Sizes are in digit heights (the page's digit_height) unless said otherwise."""
+
+    noise_px: int = 4  #: pixels: connected ink smaller than this is grain, never a digit
+    shape_px: int = 10  #: pixels: a piece this large has a shape to measure (straight or not)
+    straight: float = 0.15  #: a piece whose second moments are this much thinner than long is a straight stroke
+    border_run: float = 0.5  #: ink along this share of a page side ...
+    border_depth: float = 0.5  #: ... and no deeper into the page than this share is a page edge, a band or a shadow
+    edge_reach: float = 0.01  #: share of the page: ink this near a page edge or a band is its ragged bits ...
+    edge_strip: float = 0.03  #: ... and a straight stroke this near runs beside it: the edge's shading, not a 1
+    edge_reach_px: int = 2  #: ... and never nearer than this many pixels
+    digit_pool: float = 0.25  #: share of the largest piece's area: pieces this large say how tall the digits are
+    speck: float = 0.3  #: pieces smaller than this are specks: dots and dust
+    border_piece: float = 0.6  #: a piece cut by the page's border and smaller than this is what is left of a mark
+    straight_wide: float = 1.2  #: a straight stroke wider than this ...
+    straight_tall: float = 1.6  #: ... or taller than this is a rule: a 1 is never that long
+    frame_tall: float = 1.2  #: a piece taller than this round another ...
+    framed: float = 0.4  #: ... at least this tall is a frame drawn round the number
+    min_height: float = 0.45  #: a digit is at least this tall: anything shorter is a dash or a dot
+
+
+BLOBS = BlobLimits()
+
+
+def ink_blobs(mask: np.ndarray) -> tuple[np.ndarray, list[Blob]]:
+    """Label the connected pieces of ink (8-connected) and describe each as a Blob; pieces of a
+    few pixels are left out (noise, never a digit)."""
+    from scipy import ndimage as ndi
+
+    labels, _ = ndi.label(mask, structure=ndi.generate_binary_structure(2, 2))
+    blobs = []
+    for label, box in enumerate(ndi.find_objects(labels), start=1):
+        pixels = labels[box] == label  # a piece's pixels lie in its box
+        area = int(pixels.sum())
+        if area < BLOBS.noise_px:
+            continue
+        straight = False
+        if area >= BLOBS.shape_px:
+            minor, major = squared_axes(pixels)
+            straight = bool(minor < BLOBS.straight**2 * major)
+        blobs.append(Blob(frozenset([label]), box[0].start, box[0].stop, box[1].start, box[1].stop, area, straight))
+    return labels, blobs
+
+
+def labelled(labels: np.ndarray, ids) -> np.ndarray:
+    """Where a label image holds one of these labels: a blob's pixels."""
+    return np.isin(labels, list(ids))
+
+
+def away_from_edges(blobs: list[Blob], labels: np.ndarray, off_paper: np.ndarray) -> list[Blob]:
+    """The blobs that neither run along the page's border nor come near it or the background
+    beyond the paper, nor are straight strokes beside them: what is left once a page edge, a band
+    or a table goes, with its ragged bits and the shading along its edge."""
+    edges = off_paper | labelled(labels, [label for b in blobs if hugs_border(b, labels) for label in b.labels])
+    if not edges.any():
+        return blobs
+    near, beside = (_labels_near(edges, labels, share) for share in (BLOBS.edge_reach, BLOBS.edge_strip))
+    return [b for b in blobs if not b.labels & near and not (b.straight and b.labels & beside)]
+
+
+def _labels_near(where: np.ndarray, labels: np.ndarray, share: float) -> set[int]:
+    """The labels of the ink within `share` of the page's longer side of `where`."""
+    reach = 2 * max(BLOBS.edge_reach_px, round(share * max(labels.shape))) + 1
+    return set(np.unique(labels[_square_running(where, reach, np.maximum)]).tolist())
+
+
+def touches_border(blob: Blob, shape: tuple[int, int]) -> bool:
+    return blob.top == 0 or blob.left == 0 or blob.bottom == shape[0] or blob.right == shape[1]
+
+
+def hugs_border(blob: Blob, labels: np.ndarray) -> bool:
+    """Whether the blob runs along one side of the page and stays near it: a page edge, a
+    scanner's black band, a shadow or a strip of table, but not a digit cropped tight."""
+    if not touches_border(blob, labels.shape):
+        return False
+    height, width = labels.shape
+    across, down = blob.width / width, blob.height / height
+    sides = ((blob.top == 0, labels[0], across, down), (blob.bottom == height, labels[-1], across, down),
+             (blob.left == 0, labels[:, 0], down, across), (blob.right == width, labels[:, -1], down, across))
+    # A side the blob does not reach, or spans less than BLOBS.border_run of, it cannot run along.
+    return any(reaches and run >= BLOBS.border_run and depth < BLOBS.border_depth
+               and labelled(side, blob.labels).mean() >= BLOBS.border_run for reaches, side, run, depth in sides)
+
+
+def digit_height(blobs: list[Blob], labels: np.ndarray) -> float:
+    """The height of this page's digits: the median height of the blobs that could be digits (not
+    flat straight strokes such as underlines, not along the border) and are not much smaller than
+    the largest of them."""
+    pool = [b for b in blobs if not (b.straight and b.width > b.height) and not hugs_border(b, labels)] or blobs
+    largest = max(b.area for b in pool)
+    return float(np.median([b.height for b in pool if b.area >= BLOBS.digit_pool * largest]))
+
+
+def is_clutter(blob: Blob, labels: np.ndarray, height: float, others: list[Blob]) -> bool:
+    """Ink that is not part of a digit: a page edge, band or shadow along the border, a small piece
+    cut by the border, a straight line much longer than the digits, or a frame drawn around them."""
+    cut_by_border = touches_border(blob, labels.shape) and max(blob.height, blob.width) < BLOBS.border_piece * height
+    if hugs_border(blob, labels) or cut_by_border:
+        return True
+    if blob.straight and (blob.width > BLOBS.straight_wide * height or blob.height > BLOBS.straight_tall * height):
+        return True
+    return blob.height > BLOBS.frame_tall * height and any(encloses(blob, other) and other.height >= BLOBS.framed * height
+                                                     for other in others)
+
+
+def encloses(outer: Blob, inner: Blob) -> bool:
+    return (outer is not inner and outer.top < inner.top and inner.bottom < outer.bottom
+            and outer.left < inner.left and inner.right < outer.right)
+
+
+####################################################################################################
+# Pieces of one digit ##############################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class PieceLimits:
+    """When two pieces of ink are one digit (belong_together): a 5 whose bar floats, a stroke
+    broken in two, a 4 written in two strokes. Sizes in digit heights unless said otherwise."""
+
+    underline_drop: float = 0.1  #: a short flat piece starting this far below a digit's foot is an underline
+    stacked_overlap: float = 0.5  #: share of the narrower piece's width: pieces sharing this much are in one column
+    small_stacked_overlap: float = 0.3  #: ... or this much, where the smaller is under small_stacked ...
+    small_stacked: float = 0.6  #: ... of the larger piece's height
+    stacked_gap: float = 0.25  #: share of the smaller piece's height: stacked pieces this close are a broken stroke
+    one_digit_tall: float = 1.4  #: two pieces together taller than this are two digits, one above the other
+    piece_gap: float = 0.3  #: ... and pieces further apart than this, up or down, are too
+    side_piece: float = 0.8  #: a piece shorter than this ...
+    side_gap: float = 0.12  #: ... within this beside another is part of it (a 1's flag, a 7's bar)
+    upper_top: float = 0.2  #: a piece starting no lower than this below the other's top ...
+    upper_foot: float = 0.15  #: ... ending this share of the pair's height above its foot ...
+    upper_overlap: float = 0.25  #: ... and overlapping this share of the narrower ...
+    upper_reach: float = 0.08  #: ... or coming this near it, is a 4's or 5's upper stroke
+
+
+PIECES = PieceLimits()
+
+
+def merge_parts(blobs: list[Blob], height: float, labels: np.ndarray) -> list[Blob]:
+    """Join the pieces of each digit until no two pieces belong together."""
+    blobs = sorted(blobs, key=lambda b: b.left)
+    merged = True
+    while merged:
+        merged = False
+        for i, j in itertools.combinations(range(len(blobs)), 2):
+            if belong_together(blobs[i], blobs[j], height, labels):
+                blobs[i] = blobs[i].join(blobs.pop(j))
+                merged = True
+                break
+    return blobs
+
+
+def belong_together(a: Blob, b: Blob, height: float, labels: np.ndarray) -> bool:
+    """Whether two blobs are pieces of one digit: stacked in one column (a 5 whose bar floats, a
+    stroke broken in two), a small piece right beside a bigger one, or an upper piece overlapping
+    or all but touching a longer one (a 4 written in two strokes). A flat piece below a digit is
+    an underline, not part of it."""
+    small, big = sorted((a, b), key=lambda blob: blob.height)
+    if small.height < BLOBS.min_height * height and small.top >= big.bottom - PIECES.underline_drop * height:
+        return False
+    joined = a.join(b)
+    overlap = (min(a.right, b.right) - max(a.left, b.left)) / min(a.width, b.width)
+    gap = max(a.top, b.top) - min(a.bottom, b.bottom)
+    small_beside_big = small.height <= PIECES.small_stacked * big.height
+    stacked = PIECES.small_stacked_overlap if small_beside_big else PIECES.stacked_overlap
+    if overlap >= stacked and gap <= PIECES.stacked_gap * small.height:
+        return True
+    if joined.height > PIECES.one_digit_tall * height or gap > PIECES.piece_gap * height:
+        return False
+    if overlap >= PIECES.stacked_overlap:
+        return True
+    if small.height < PIECES.side_piece * height and -overlap * min(a.width, b.width) < PIECES.side_gap * height:
+        return True
+    upper = (small.top <= big.top + PIECES.upper_top * height
+             and small.bottom <= big.bottom - PIECES.upper_foot * joined.height)
+    return upper and (overlap >= PIECES.upper_overlap or comes_within(a, b, labels, round(PIECES.upper_reach * height)))
+
+
+def comes_within(a: Blob, b: Blob, labels: np.ndarray, reach: int) -> bool:
+    """Whether two blobs come within `reach` pixels of each other."""
+    from scipy import ndimage as ndi
+
+    joined = a.join(b)
+    region = labels[joined.top : joined.bottom, joined.left : joined.right]
+    near = ndi.binary_dilation(labelled(region, a.labels), iterations=max(reach, 1))
+    return bool((near & labelled(region, b.labels)).any())
+
+
+####################################################################################################
+# Lines of writing #################################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class WritingLimits:
+    """Lines of writing and words (group_lines, without_frame_sides, words_left_out), in digit
+    heights unless said otherwise."""
+
+    same_line: float = 0.5  #: share of the smaller's height: pieces sharing this much of it are on one line
+    smaller_writing: float = 0.55  #: share of the tallest line: smaller lines are other writing (a form's print)
+    frame_reach: float = 0.1  #: a box's side reaches this far above and below the number ...
+    frame_upright: float = 0.2  #: ... and stands upright, no wider than this share of its height (a slanted 1 leans)
+    word_gap: float = 0.5  #: a space wider than this between two marks ends a word: a word space is wider
+    word_marks: int = 2  #: a run of marks of which at least this many, and half, read as no digit is a word
+
+
+WRITING = WritingLimits()
+
+
+def group_lines(blobs: list[Blob]) -> list[list[Blob]]:
+    """Blobs grouped into lines of writing, top to bottom, each read left to right; lines of much
+    smaller writing than the largest (printed text beside a handwritten number) are dropped."""
+    lines: list[list[Blob]] = []
+    for blob in sorted(blobs, key=lambda b: b.top + b.bottom):
+        for line in lines:
+            top, bottom = min(b.top for b in line), max(b.bottom for b in line)
+            if min(bottom, blob.bottom) - max(top, blob.top) >= WRITING.same_line * min(blob.height, bottom - top):
+                line.append(blob)
+                break
+        else:
+            lines.append([blob])
+    lines = [without_frame_sides(line) for line in lines]
+    sizes = [line_height(line) for line in lines]
+    return [sorted(line, key=lambda b: b.left) for line, size in zip(lines, sizes)
+            if size >= WRITING.smaller_writing * max(sizes)]
+
+
+def without_frame_sides(line: list[Blob]) -> list[Blob]:
+    """The line without upright straight strokes that reach well above and below all its other
+    blobs: the sides of a box drawn around the number, or column rules, not 1s (a 1 written
+    slanted leans; a box's side and a rule run along the page)."""
+    rest = [b for b in line if not b.straight]
+    if not rest:
+        return line
+    top, bottom, height = min(b.top for b in rest), max(b.bottom for b in rest), line_height(rest)
+    reach = WRITING.frame_reach * height
+    return [b for b in line if not (b.straight and b.width <= WRITING.frame_upright * b.height
+                                    and b.top < top - reach and b.bottom > bottom + reach)]
+
+
+def line_height(line: list[Blob]) -> float:
+    return float(np.median([b.height for b in line]))
+
+
+def words_left_out(lines: list[list[Digit]], digit: np.ndarray) -> np.ndarray:
+    """`digit` (per blob, in reading order: the network reads a digit there) with the blobs of
+    every word left out: a run of a line's blobs, each within WRITING.word_gap line heights of the next,
+    where at least WRITING.word_marks blobs, and half of them or more, read as no digit."""
+    kept, start = digit.copy(), 0
+    for line in lines:
+        height = float(np.median([d.box[1] - d.box[0] for d in line])) if line else 0.0
+        breaks = [n for n in range(1, len(line)) if line[n].box[2] - line[n - 1].box[3] > WRITING.word_gap * height]
+        for first, end in itertools.pairwise([0, *breaks, len(line)]):
+            run = slice(start + first, start + end)
+            marks = int((~digit[run]).sum())
+            if marks >= WRITING.word_marks and 2 * marks >= end - first:
+                kept[run] = False
+        start += len(line)
+    return kept
+
+
+####################################################################################################
+# One digit or two #################################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoDigitLimits:
+    """Whether a piece of ink is two digits touching, or two pieces are one digit: every answer
+    to "is this two digits?" (split_touching, cut_in_two, slanted_cut, read_line). Sizes in digit
+    heights unless said otherwise; one digit is taller than it is wide."""
+
+    touching: float = 1.2  #: a piece wider than this is several digits touching ...
+    touching_widths: float = 1.7  #: ... or wider than this many of its line's usual digit widths
+    few_digits: int = 3  #: a line of this many pieces or more has a usual digit width
+    cut_span: tuple[float, float] = (0.3, 0.7)  #: shares of its width: where a touching pair may be cut ...
+    cut_ink: float = 0.35  #: ... at a column crossing one stroke no taller than this (where two digits touch)
+    piece_tall: float = 0.6  #: each piece left is ink this tall in its columns ...
+    piece_wide: float = 0.3  #: ... and this wide: digit-sized (digit_sized)
+    maybe_two: float = 1.1  #: width over height: a piece this wide may be two digits; the network is shown it cut too
+    #: across per down: a cut upright or leaning as writing leans (to 27 degrees)
+    cut_slants: tuple[float, ...] = (0.0, -0.25, 0.25, -0.5, 0.5)
+    side_by_side: float = 0.75  #: share of the piece's height: each half of a slanted cut stands this tall
+    one_digit_width: float = 0.9  #: two neighbouring pieces no wider together than this may be one digit
+
+
+TWO = TwoDigitLimits()
+
+
+def split_touching(blob: Blob, mask: np.ndarray, height: float, digit_width: float | None = None) -> list[Blob]:
+    """Cut a blob much wider than one digit where two digits touch (cut_in_two), again and again,
+    so that touching digits ("74") are read one by one: a blob wider than TWO.touching digit heights,
+    or than TWO.touching_widths times the line's usual digit width (`digit_width`, known where the
+    line has a few digits)."""
+    by_width = digit_width is not None and blob.width > TWO.touching_widths * digit_width
+    if blob.width <= TWO.touching * height and not by_width:
+        return [blob]
+    pieces = cut_in_two(blob, mask, height)
+    if pieces is None:
+        return [blob]
+    return [part for piece in pieces for part in split_touching(piece, mask, height, digit_width)]
+
+
+def cut_in_two(blob: Blob, mask: np.ndarray, height: float) -> list[Blob] | None:
+    """Where a blob would be cut if it is two digits touching: the column within TWO.cut_span of its
+    width with the least ink among those that cross one short stroke (where two digits touch) and
+    leave a digit-sized piece on each side; None where there is none (a wide 0, a 2 with a long
+    tail)."""
+    for _, cut in _touching_columns(mask[blob.top : blob.bottom, blob.left : blob.right], height):
+        pieces = [dataclasses.replace(blob, right=blob.left + cut), dataclasses.replace(blob, left=blob.left + cut)]
+        if all(digit_sized(piece, mask, height) for piece in pieces):
+            return pieces
+    return None
+
+
+def _touching_columns(region: np.ndarray, height: float) -> list[tuple[int, int]]:
+    """The columns of a blob's mask within TWO.cut_span of its width that cross one short stroke (no
+    taller than TWO.cut_ink digit heights), where two digits could touch: (ink, column) pairs, least
+    ink first (the leftmost first among equals)."""
+    ink = region.sum(axis=0)
+    runs = (np.diff(region.astype(np.int8), axis=0) == 1).sum(axis=0) + region[0]
+    span = range(round(TWO.cut_span[0] * region.shape[1]), round(TWO.cut_span[1] * region.shape[1]))
+    return sorted((int(ink[cut]), cut) for cut in span if runs[cut] <= 1 and ink[cut] <= TWO.cut_ink * height)
+
+
+def digit_sized(piece: Blob, mask: np.ndarray, height: float) -> bool:
+    """Whether the ink in a piece's columns is as tall as a digit and wide enough to be one."""
+    rows = np.flatnonzero(mask[:, piece.left : piece.right].any(axis=1))
+    tall = len(rows) > 0 and rows[-1] - rows[0] + 1 >= TWO.piece_tall * height
+    return tall and piece.width >= TWO.piece_wide * height
+
+
+def slanted_cut(blob: Blob, mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where a blob would be cut if it is two digits touching, as cut_in_two looks for it, but
+    along lines that lean as handwriting leans (TWO.cut_slants) as well as upright (slanted digits
+    overlap in every column: only a slanted cut passes between them), and leaving two pieces each
+    TWO.side_by_side of the blob's height (two digits on a line stand about as tall; a 1's flag or a
+    hook is no digit). Returns the two pieces' masks over the blob's box (the cut crossing the
+    least ink), or None."""
+    region = mask[blob.top : blob.bottom, blob.left : blob.right]
+    rows, cols = np.nonzero(region)
+    tall = max(TWO.piece_tall * height, TWO.side_by_side * blob.height)
+    best = None
+    for slant in TWO.cut_slants:
+        along = cols - np.round(slant * (rows - (blob.height - 1) / 2)).astype(int)  # column once upright
+        along -= along.min()
+        sheared = np.zeros((blob.height, along.max() + 1), bool)
+        sheared[rows, along] = True
+        for ink, cut in _touching_columns(sheared, height):
+            if best and ink >= best[0]:
+                break
+            left = along < cut
+            if all(_spans(rows[side], cols[side], tall, TWO.piece_wide * height) for side in (left, ~left)):
+                best = (ink, left)
+                break
+    if best is None:
+        return None
+    left = np.zeros_like(region)
+    left[rows[best[1]], cols[best[1]]] = True
+    return left, region & ~left
+
+
+def _spans(rows: np.ndarray, cols: np.ndarray, tall: float, wide: float) -> bool:
+    """Whether pixels at these rows and columns reach at least `tall` pixels high and `wide` across."""
+    return len(rows) > 0 and np.ptp(rows) + 1 >= tall and np.ptp(cols) + 1 >= wide
+
+
+####################################################################################################
+# The network's choice #############################################################################
+####################################################################################################
+
+
+@dataclasses.dataclass(frozen=True)
+class ChoiceLimits:
+    """How the network's own probabilities choose between readings of a page (surest_readings,
+    chosen_lines, second_looks)."""
+
+    sure_join: float = 0.9  #: one reading replaces two only when the network is as sure of it as of a clear digit
+    small_picture: int = 64  #: pixels a side: an image no larger is one digit's picture, also read whole
+    narrow_window: float = 0.1  #: share of the page: a second look's paper window (then half of it), narrower than a
+    # vignette, a patch of light or the bend of a shadow's edge, which then drop out as paper (a step is no stroke) ...
+    stroke_span: float = 0.5  #: ... but never narrower than this share of the height of the digits read surely ...
+    least_probability: float = 1e-9  #: a probability is at least this in a geometric mean (log 0 is minus infinity)
+    stroke_window: float = 3  #: ... nor than this many widths of their strokes: wider than where two strokes meet
+
+
+CHOICE = ChoiceLimits()
+
+
+def surest_readings(model: Network, readings: list[Reading], read_again=None) -> list[Reading]:
+    """Each reading as the network reads it surest (chosen_readings): a page read unsure (a digit
+    under CHOICE.sure_join, a mark that is no digit, or nothing found) is read again with its second
+    looks (second_looks), widest first, by `read_again(readings, looks)` (default: each file
+    again, in this process), one look a round for the pages still unsure; a look's reading is kept
+    when it is surer than the one kept so far."""
+    chosen = chosen_readings(model, readings)
+    looks = {n: second_looks(reading) for n, reading in enumerate(chosen) if unsure(reading)}
+    for step in itertools.count():
+        redo = [n for n, page_looks in looks.items() if step < len(page_looks) and unsure(chosen[n])]
+        if not redo:
+            return chosen
+        again = (read_again or read_files_again)([chosen[n] for n in redo], [looks[n][step] for n in redo])
+        for n, reading in zip(redo, chosen_readings(model, list(again))):
+            if sureness(reading) > sureness(chosen[n]):
+                chosen[n] = reading
+
+
+def read_files_again(readings: list[Reading], looks: list[Look]) -> Iterator[Reading]:
+    """Each reading's file read again with its look, in this process."""
+    return map(read_digits, [Path(reading.file) for reading in readings], looks)
+
+
+def second_looks(reading: Reading) -> list[Look]:
+    """The second looks at an unsure page: the light may curve, and the paper window is
+    CHOICE.narrow_window of the page's longer side, then half that (closer to the writing, for digits
+    beside a shadow's edge), each widened to half the height of the digits the network was sure of
+    in the first reading and to CHOICE.stroke_window times the width of the strokes it read as digits
+    (not a shadow's "stroke"), so that no stroke is hollowed; one look where the two agree."""
+    digits = reading.digits
+    floor = 0.0
+    if digits:
+        page = max(reading.size)
+        heights = [d.box[1] - d.box[0] for d, p in zip(digits, reading.proba) if p.max() >= CHOICE.sure_join]
+        strokes = [d.stroke for d, p in zip(digits, reading.proba) if is_digit(p)]
+        span = CHOICE.stroke_span * float(np.median(heights)) if heights else 0.0
+        stroke = CHOICE.stroke_window * float(np.median(strokes)) if strokes else 0.0
+        floor = max(span, stroke) / page
+    windows = {min(INK.paper_window, max(window, floor)) for window in (CHOICE.narrow_window, CHOICE.narrow_window / 2)}
+    return [Look(window, curved_light=True) for window in sorted(windows, reverse=True)]
+
+
+def unsure(reading: Reading) -> bool:
+    """Whether a chosen reading is worth a second look: nothing found, or a blob the network reads
+    under CHOICE.sure_join (a doubtful digit, or a mark that is no digit)."""
+    if reading.error is not None:
+        return reading.blank
+    return bool((reading.proba.max(axis=1) < CHOICE.sure_join).any())
+
+
+def sureness(reading: Reading) -> float:
+    """How sure the network is of a chosen reading: the geometric mean of its probability for each
+    blob's likeliest digit, marks read as no digit included (a long number pays nothing for its
+    length); 0 for a page where nothing was found."""
+    if reading.proba is None or not len(reading.proba):
+        return 0.0
+    return float(np.exp(np.mean(np.log(np.maximum(reading.proba.max(axis=1), CHOICE.least_probability)))))
+
+
+def chosen_readings(model: Network, readings: list[Reading]) -> list[Reading]:
+    """Run the network once over every digit and every other reading in these readings; return
+    each as the reading the network is surest of, with its probabilities."""
+    candidates = [d for reading in readings for d in reading.digits]
+    candidates += [d.with_next for d in candidates if d.with_next is not None]
+    candidates += [part for d in candidates if d.apart is not None for part in d.apart]
+    candidates += [reading.whole for reading in readings if reading.whole is not None]
+    proba = read_proba(model, np.stack([d.image for d in candidates])) if candidates else np.zeros((0, NUM_CLASSES))
+    proba_of = dict(zip(candidates, proba))
+    return [reading if reading.error is not None else chosen_reading(reading, proba_of) for reading in readings]
+
+
+def chosen_reading(reading: Reading, proba_of: dict[Digit, np.ndarray]) -> Reading:
+    """One reading with the joins the network prefers (chosen_lines), or read whole where it is
+    surer of that, and the probabilities of what is kept."""
+    lines = chosen_lines(reading.lines, proba_of)
+    kept = [d for line in lines for d in line]
+    if reading.whole is not None and surest(reading.whole, proba_of) > np.prod([surest(d, proba_of) for d in kept]):
+        lines, kept = [[reading.whole]], [reading.whole]
+    return dataclasses.replace(reading, lines=lines, whole=None, proba=np.array([proba_of[d] for d in kept]))
+
+
+def surest(digit: Digit, proba_of: dict[Digit, np.ndarray]) -> float:
+    """The network's probability for its likeliest digit: how sure it is that this is that digit."""
+    return float(proba_of[digit].max())
+
+
+def chosen_lines(lines: list[list[Digit]], proba_of: dict[Digit, np.ndarray]) -> list[list[Digit]]:
+    """Each line with two neighbouring pieces read as one digit wherever the network is surer of
+    the joined reading than of both pieces' readings together, and sure of it (CHOICE.sure_join); and a
+    blob the network is unsure of read as two touching digits (its `apart`) wherever it is surer
+    of both pieces together than of the blob (reads_apart)."""
+    chosen = []
+    for line in lines:
+        kept, i = [], 0
+        while i < len(line):
+            digit, joined = line[i], line[i].with_next
+            if joined is not None and i + 1 < len(line) and surest(joined, proba_of) >= max(
+                    CHOICE.sure_join, surest(digit, proba_of) * surest(line[i + 1], proba_of)):
+                kept.append(joined)
+                i += 2
+            elif reads_apart(digit, proba_of):
+                kept += digit.apart
+                i += 1
+            else:
+                kept.append(digit)
+                i += 1
+        chosen.append(kept)
+    return chosen
+
+
+def reads_apart(digit: Digit, proba_of: dict[Digit, np.ndarray]) -> bool:
+    """Whether the network reads a blob better as the two touching digits of its `apart`: it is
+    unsure of the blob, and surer of both pieces together than of the blob."""
+    if digit.apart is None or surest(digit, proba_of) >= CHOICE.sure_join:
+        return False
+    parts = [surest(part, proba_of) for part in digit.apart]
+    return float(np.prod(parts)) > surest(digit, proba_of)
+
+
+####################################################################################################
+# Answers ##########################################################################################
+####################################################################################################
+
+DECIMALS = 4  # probabilities in the JSON answer: to a hundredth of a percent
+SURE_ANSWER = 0.5  # an answer less probable than even odds is shown as a guess: "not sure: 4? 27%"
+
+
+def json_answer(reading: Reading) -> dict:
+    """The JSON-ready answer for one chosen reading: a digit; or a number, with a per-digit
+    breakdown; or, for several lines of writing, the first line's number and every line's. Blobs
+    that read as no digit are left out of the number and listed as "ignored"; a file holding
+    nothing else is an error, as a blank page is."""
+    if reading.error is not None:
+        return {"file": reading.file, "error": reading.error}
+    proba, file = reading.proba, reading.file
+    digits = reading.kept
+    ignored = [digit_answer(p) for p in proba[~digits]]
+    if not digits.any():
+        marks = f"{len(ignored)} mark{'s' * (len(ignored) != 1)}"
+        error = f"{file}: no digit found ({marks}, none of them a digit)"
+        return {"file": file, "error": error, "not_a_digit": ignored}
+    per_digit = [digit_answer(p) for p in proba[digits]]
+    if len(per_digit) == 1:
+        result = {"file": file, **per_digit[0]}
+    else:
+        lines = line_numbers(reading.lines, proba, digits)
+        result = {"file": file, "number": lines[0], "confidence": round(number_confidence(proba[digits]), DECIMALS),
+                  "digits": per_digit}
+        if len(lines) > 1:
+            result["lines"] = lines
+    return {**result, "ignored": ignored} if ignored else result
+
+
+def digit_answer(proba: np.ndarray) -> dict:
+    """One blob's answer: the digit, its probability, the three likeliest and all ten."""
+    return {"digit": int(proba.argmax()), "confidence": round(float(proba.max()), DECIMALS), "top": top_k(proba),
+            "probabilities": [round(float(v), DECIMALS) for v in proba]}
+
+
+def top_k(proba: np.ndarray, k: int = 3) -> list[list]:
+    order = np.argsort(-proba, kind="stable")[:k]
+    return [[int(d), round(float(proba[d]), DECIMALS)] for d in order]
+
+
+def number_confidence(proba: np.ndarray) -> float:
+    """How likely a number is read right: the product of its digits' probabilities."""
+    return float(np.prod(proba.max(axis=1)))
+
+
+def line_numbers(lines: list[list[Digit]], proba: np.ndarray, kept: np.ndarray) -> list[str]:
+    """The digits read on each line of a page, as text, leaving out blobs that are not `kept` as
+    digits (and lines of nothing else): `proba` holds one row per blob, in order."""
+    rows = iter(zip(proba, kept))
+    texts = [digits_text(itertools.islice(rows, len(line))) for line in lines]
+    return [text for text in texts if text]
+
+
+def digits_text(rows) -> str:
+    """The digits read, as text, from (probabilities, kept) pairs: blobs not kept are left out."""
+    return "".join(str(int(p.argmax())) for p, kept in rows if kept)
+
+
+def format_prediction(result: dict) -> str:
+    """One line for a file's prediction."""
+    if "number" in result:
+        digits = ", ".join(f"{d['digit']} {d['confidence']:.1%}" for d in result["digits"])
+        said = f"lines {' / '.join(result['lines'])}" if "lines" in result else f"number {result['number']}"
+        return f"{result['file']}: {said} ({result['confidence']:.1%})  digits: {digits}"
+    top = " | ".join(f"{d} {p:.1%}" for d, p in result["top"])
+    return f"{result['file']}: {result['digit']} ({result['confidence']:.1%})  top 3: {top}"
+
+
+####################################################################################################
+# Files and folders ################################################################################
+####################################################################################################
+
+PREDICT_CHUNK = 256  # predict prints its results this many files at a time
+MOST_WORKERS = 8  # worker processes at most: beyond that, starting them costs more than they read
+WORKER_CHUNK = 8  # files handed to a worker at a time ...
+CHUNKS_PER_WORKER = 4  # ... or fewer, so that each worker has at least this many chunks to do
+PARALLEL_FROM = 48  # folders of this many files or more are read by worker processes
+
+
+def image_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to predict: each file as given, each folder's images sorted by name."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def predict_files(model: Network, files: Sequence[Path]) -> tuple[list[dict], list[Reading]]:
+    """Read and predict every file; return JSON-ready answers and the chosen readings."""
+    chunks = list(predict_chunks(model, files))
+    return [r for results, _ in chunks for r in results], [r for _, readings in chunks for r in readings]
+
+
+def predict_chunks(model: Network, files: Sequence[Path],
+                   chunk: int = PREDICT_CHUNK) -> Iterator[tuple[list[dict], list[Reading]]]:
+    """Read and predict files a chunk at a time, in order: (answers, readings) as each is ready."""
+    with page_reader(len(files)) as read_each:
+        readings = read_each(files)
+        while batch := list(itertools.islice(readings, chunk)):
+            again = lambda readings, looks: read_each([Path(r.file) for r in readings], looks)  # noqa: E731
+            chosen = surest_readings(model, batch, again)
+            yield [json_answer(reading) for reading in chosen], chosen
+
+
+@contextlib.contextmanager
+def page_reader(count: int) -> Iterator:
+    """A lazy, ordered map of read_digits over files: in worker processes for a folder (NumPy's
+    many small steps hold the GIL, so threads barely help), in this process for a few files."""
+    workers = min(os.cpu_count() or 1, MOST_WORKERS)
+    if count < PARALLEL_FROM or workers == 1:
+        yield lambda files, looks=None: map(read_digits, files, looks or itertools.repeat(FIRST_LOOK))
+        return
+    # Imported once here, so that forked workers start with them rather than each importing them.
+    from PIL import Image  # noqa: F401
+    from scipy import ndimage  # noqa: F401
+
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_start(), initializer=worker_setup)
+
+    def read_each(files: Sequence[Path], looks: Sequence[Look] | None = None) -> Iterator[Reading]:
+        # Chunks of WORKER_CHUNK files, or fewer where there are few files to share out (second readings).
+        chunk = max(1, min(WORKER_CHUNK, len(files) // (CHUNKS_PER_WORKER * workers)))
+        return pool.map(read_digits, files, looks or itertools.repeat(FIRST_LOOK), chunksize=chunk)
+
+    try:
+        yield read_each
+    except BaseException:  # Ctrl-C, SIGTERM, an error: the chunks in hand are finished, the queued files dropped
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def labelled_files(folder: Path) -> list[tuple[Path, str]]:
+    """A labelled folder's images and their labels: subfolders 0 to 9 holding images of that digit
+    (Keras's image_dataset_from_directory layout), or files named <label>_<anything>.<ext>, where
+    the label is a digit or a whole number (ASCII digits). Files that are not images (Thumbs.db,
+    notes.txt) are skipped with one warning; hidden files are passed over."""
+    if not folder.is_dir():
+        raise UserError(missing_or_special(folder) if not folder.exists() else f"{folder}: not a folder")
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    if any(p.is_dir() for p in entries):
+        for entry in entries:
+            if (entry.is_dir() and entry.name not in DIGITS) or is_image_file(entry):
+                raise UserError(f"{entry}: a labelled folder with subfolders holds only subfolders named 0 to 9")
+        found = [(p, sub.name) for sub in entries if sub.is_dir()
+                 for p in sorted(sub.iterdir()) if not p.name.startswith(".")]
+    else:
+        found = [(p, p.name.split("_")[0]) for p in entries]
+    files = [(path, label) for path, label in found if is_image_file(path)]
+    stray = [path for path in entries + [path for path, _ in found] if not path.is_dir() and not is_image_file(path)]
+    if stray:
+        names = ", ".join(sorted({p.name for p in stray}))
+        count = len(set(stray))
+        warn(f"{folder}: skipped {plural(count, 'file')} that {'is not an image' if count == 1 else 'are not images'}: "
+             f"{names}")
+    for path, label in files:
+        if not is_label(label) or (path.parent == folder and "_" not in path.name):
+            raise UserError(f"{path}: not a labelled image (name it <digit>_<anything>{path.suffix} or put it "
+                            "in a subfolder named for its digit)")
+    if not files:
+        raise UserError(f"{folder}: no labelled images (use subfolders 0 to 9, or files named <digit>_<anything>.png)")
+    return files
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def is_label(text: str) -> bool:
+    """A digit or a whole number in ASCII digits (str.isdigit also takes a superscript two)."""
+    return text.isascii() and text.isdigit()
+
+
+def load_examples(folders: Sequence[Path]) -> Examples:
+    """Your labelled examples as MNIST-style 28x28 images and their digits, each image read exactly
+    as `predict` reads it. A file whose label has as many digits as were found in it gives one
+    example per digit; any other file (blank, or the wrong number of digits) is skipped with a
+    warning that names it."""
+    files = [(folder, path, label) for folder in folders for path, label in labelled_files(folder)]
+    images, labels, counts, skipped = [], [], collections.Counter(), 0
+    with page_reader(len(files)) as read_each:
+        for (folder, path, label), reading in zip(files, read_each([path for _, path, _ in files])):
+            if reading.unreadable:
+                raise UserError(reading.error)
+            digits = [digit.image for digit in reading.digits]
+            if len(digits) != len(label):
+                warn(f"{path}: skipped ({len(digits)} digits found, the label {label} has {len(label)})")
+                skipped += 1
+                continue
+            images += digits
+            labels += [int(d) for d in label]
+            counts[str(folder)] += len(digits)
+    if not images:
+        raise UserError(f"{', '.join(map(str, folders))}: no usable labelled examples (every image was skipped)")
+    return Examples(np.stack(images), np.array(labels, np.int64), dict(counts), skipped)
+
+
+def score_folder(model: Network, folder: Path, out_dir: Path, figure: str) -> dict:
+    """Read every image of a labelled folder as `predict` does; how many come back right, overall
+    and per label, with the mistakes drawn into `figure` (see mistakes_figures)."""
+    files = labelled_files(folder)
+    results, readings = predict_files(model, [path for path, _ in files])
+    unreadable = next((r.error for r in readings if r.unreadable), None)
+    if unreadable:
+        raise UserError(unreadable)
+    got = [str(r.get("number", r.get("digit", ""))) for r in results]
+    right = [read == label for read, (_, label) in zip(got, files)]
+    per_label = collections.defaultdict(list)
+    for ok, (_, label) in zip(right, files):
+        per_label[label].append(ok)
+    score = {"accuracy": float(np.mean(right)), "right": int(sum(right)), "images": len(files),
+             "failed": sum("error" in r for r in results),
+             "per_label": {label: {"accuracy": float(np.mean(oks)), "images": len(oks)}
+                           for label, oks in sorted(per_label.items(), key=lambda item: (len(item[0]), item[0]))}}
+    wrong = [reading for reading, ok in zip(readings, right) if not ok and reading.error is None]  # misread, not blank
+    if wrong:
+        score["mistakes_figure"] = figure
+        truth = {str(path): label for path, label in files}
+        save_image(predict_sheet(wrong, len(wrong), truth), out_dir / score["mistakes_figure"])
+    return score
+
+
+def example_counts(save_dir: Path) -> dict[str, int]:
+    """Examples saved per digit in the layout draw and serve write: DIR/<digit>/*.png."""
+    return {d: len(list((save_dir / d).glob("*.png"))) if (save_dir / d).is_dir() else 0 for d in DIGITS}
+
+
+def digits_in_example(gray: np.ndarray) -> int:
+    """How many digits `train --extra` will find in this picture once it is saved as an example
+    (load_examples reads it as predict's first look does): an example is of use with one."""
+    return len(read_page(gray, "example").digits)
+
+
+def save_example_image(save_dir: Path, digit: str, pixels: np.ndarray) -> Path:
+    """Save a grayscale image (uint8, dark ink on light paper) as an example of `digit`, atomically,
+    as DIR/<digit>/<time>.png: the name is NumNet's, never a client's."""
+    from PIL import Image
+
+    path = save_dir / digit / f"{datetime.datetime.now():%Y%m%d-%H%M%S-%f}.png"
+    save_image(Image.fromarray(pixels), path)
+    return path
+
+
+####################################################################################################
+# predict.png ######################################################################################
+####################################################################################################
+
+PREDICT_OUTPUT = "predict.png"
+PREDICT_SHOWN = 36  # predict.png shows the first this many images: a picture, not a report
+SHEET_PAGE = (320, 170)  # the largest an original is drawn in predict.png, in pixels
+SHEET_COLUMNS = 4  # predict.png lays its pages out this many across: a picture taken in at once
+SHEET_INPUT = 52  # each 28x28 input is drawn this many pixels a side, 6 to a row, two rows at most
+SHEET_INPUTS_PER_ROW = 6
+SHEET_CAPTION = 14  # the font size of each input's caption: digits about 10 pixels tall
+
+
 def predict_sheet(readings: list[Reading], total: int | None = None, truth: dict[str, str] | None = None):
     """predict.png, drawn with Pillow: pages in a grid of up to SHEET_COLUMNS, each with its name
     and what was read (and the true label, where `truth` gives it), the original with a red box and
@@ -2858,9 +3263,115 @@ def sheet_page(reading: Reading):
     return page, zoom
 
 
+def thumbnail(gray: np.ndarray, scale: float) -> np.ndarray:
+    """A small uint8 copy of a grayscale page."""
+    from PIL import Image
+
+    page = Image.fromarray((gray * 255).astype(np.uint8))
+    return np.asarray(page.resize((max(1, round(page.width * scale)), max(1, round(page.height * scale)))))
+
+
 ####################################################################################################
-# Draw: a live canvas ##############################################################################
 ####################################################################################################
+# PART 3: THE APPS AND THE COMMAND LINE ############################################################
+####################################################################################################
+####################################################################################################
+
+
+####################################################################################################
+# Predict ##########################################################################################
+####################################################################################################
+
+
+def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
+    model = load_reader(run.model)
+    files = image_files(paths)
+    if not files:
+        raise UserError(f"{', '.join(map(str, paths))}: no image files found")
+    shown, failed, done, readable = [], False, 0, 0
+    progress = Progress(len(files)) if sys.stderr.isatty() else None
+    if as_json:
+        print("[", end="")
+    for results, readings in predict_chunks(model, files):
+        for result in results:
+            failed |= "error" in result
+            print_result(result, as_json, first=done == 0, progress=progress)
+            done += 1
+        sys.stdout.flush()
+        read = [r for r in readings if r.error is None]
+        shown += read[: PREDICT_SHOWN - len(shown)]
+        readable += len(read)
+        if progress:
+            progress.show(done)
+    if progress:
+        progress.close()
+    if as_json:
+        print("\n]")
+    if shown:
+        sheet = save_image(predict_sheet(shown, readable), run.out_dir / PREDICT_OUTPUT)
+        # stdout holds nothing but the JSON array when --json asks for one
+        print(f"saved {run.out_dir / PREDICT_OUTPUT}", file=sys.stderr if as_json else sys.stdout)
+        if run.show and display_available():
+            show_image(sheet, "NumNet predictions on your images")
+    return 1 if failed else 0
+
+
+def print_result(result: dict, as_json: bool, first: bool, progress: Progress | None) -> None:
+    """One file's answer on stdout (a line, or one element of the JSON array); errors on stderr."""
+    if "error" in result:
+        if progress:
+            progress.clear()
+        print(f"num_net: error: {one_line(result['error'])}", file=sys.stderr)
+    if as_json:
+        print(("" if first else ",") + "\n" + json.dumps(result), end="")  # one object per line: greppable
+    elif "error" not in result:
+        print(format_prediction(result))
+
+
+class Progress:
+    """A line on a terminal's stderr, rewritten in place: how many files have been read."""
+
+    def __init__(self, total: int):
+        self.total, self.start = total, time.perf_counter()
+
+    def show(self, done: int) -> None:
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        print(f"\rread {done:,}/{self.total:,} files ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        print("\r\033[K", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        print(file=sys.stderr)
+
+
+def show_image(image, title: str) -> None:
+    """Open a picture in a plot window (when an interactive backend is available)."""
+    plt = pyplot(True)
+    fig = plt.figure(figsize=(image.width / 100, image.height / 100))
+    fig.figimage(np.asarray(image))
+    fig.canvas.manager.set_window_title(title) if fig.canvas.manager else None
+    show_figures(plt)
+
+
+####################################################################################################
+# Draw #############################################################################################
+####################################################################################################
+
+
+def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
+    check_save_dir(save_dir)  # before the window opens: a digit key would fail there unseen
+    if not display_available():  # checked before the model load: it takes no time
+        raise UserError("draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
+                        "use `predict` on an image file, or `serve` and a browser, instead")
+    plt = pyplot(True)
+    if plt.get_backend().lower() == "agg":
+        raise UserError("draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
+                        "install Tk or PySide6, or set MPLBACKEND")
+    pad = DrawPad(plt, load_reader(run.model), save_dir=save_dir)
+    show_until_closed(plt)
+    plt.close(pad.fig)
+    return 0
 
 
 class DrawPad:
@@ -2875,7 +3386,7 @@ class DrawPad:
     SIZE = 280  # canvas pixels a side: 10x MNIST
     BRUSH = 11.0  # brush radius in canvas pixels
 
-    def __init__(self, plt, model, out=sys.stdout, save_dir: Path = DEFAULT_SAVE_DIR):
+    def __init__(self, plt, model: Network, out=sys.stdout, save_dir: Path = DEFAULT_SAVE_DIR):
         from matplotlib.widgets import Button
 
         self.model, self.out, self.plt, self.save_dir = model, out, plt, save_dir
@@ -2894,7 +3405,7 @@ class DrawPad:
         self.canvas_image = self.ax_canvas.imshow(self.ink, cmap="gray", vmin=0, vmax=1)
         self.seen_image = self.ax_seen.imshow(np.zeros((IMAGE_SIZE, IMAGE_SIZE)), cmap="gray", vmin=0, vmax=255)
         self.bars = self.ax_bars.bar(range(NUM_CLASSES), self.proba, color="tab:blue")
-        self.answer = self.fig.text(0.93, 0.74, "", fontsize=40, ha="center", va="center", weight="bold")
+        self.answer_text = self.fig.text(0.93, 0.74, "", fontsize=40, ha="center", va="center", weight="bold")
         self.sure = self.fig.text(0.93, 0.64, "", fontsize=12, ha="center", va="center")
         self.bars_for = self.fig.text(0.76, 0.03, "", fontsize=10, ha="center", va="center")
         self.saved_text = self.fig.text(0.15, 0.03, "", fontsize=10, va="center")
@@ -2907,7 +3418,7 @@ class DrawPad:
             self.fig.canvas.mpl_connect(name, handler)
         # Blitting: a full redraw of the figure takes ~60 ms; repainting only the parts that change
         # keeps each update well under the 50 ms a mouse move may take.
-        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer, self.sure, self.bars_for,
+        self.live = [self.canvas_image, self.seen_image, *self.bars, self.answer_text, self.sure, self.bars_for,
                      self.saved_text]
         for artist in self.live:
             artist.set_animated(True)
@@ -2953,11 +3464,11 @@ class DrawPad:
             bar.set_color("tab:red" if len(self.proba) and d == last.argmax() else "tab:blue")
         self.bars_for.set_text(f"bars: digit {len(self.proba)} of {len(self.proba)} ({last.argmax()})"
                                if len(self.proba) > 1 else "")
-        answer, sure = self.reading(), self.sureness()
-        self.answer.set_text(answer or "?")
-        self.answer.set_fontsize(40 if len(answer) <= 4 else 15)  # "not a digit" and "not sure" fit beside the bars
-        self.answer.set_weight("bold" if len(answer) <= 4 else "normal")
-        self.sure.set_text(sure)
+        said = self.said()
+        self.answer_text.set_text(said or "?")
+        self.answer_text.set_fontsize(40 if len(said) <= 4 else 15)  # "not a digit" and "not sure" fit beside the bars
+        self.answer_text.set_weight("bold" if len(said) <= 4 else "normal")
+        self.sure.set_text(self.how_sure())
         counts = "  ".join(f"{d}:{n}" for d, n in enumerate(self.saved))
         self.saved_text.set_text(f"saved in {self.save_dir} (press 0-9 to save): {counts}")
         self.blit()
@@ -2978,7 +3489,7 @@ class DrawPad:
             self.fig.draw_artist(artist)
         canvas.blit(self.fig.bbox)
 
-    def reading(self) -> str:
+    def said(self) -> str:
         """The digits drawn, as text; "not a digit" where nothing drawn reads as one, and
         "not sure: 4? 27%" where the network is less sure than even odds."""
         if len(self.proba) and not self.kept.any():
@@ -2987,7 +3498,7 @@ class DrawPad:
         confidence = number_confidence(self.proba[self.kept]) if text else 1.0
         return f"not sure:\n{text}? {confidence:.0%}" if confidence < SURE_ANSWER else text
 
-    def sureness(self) -> str:
+    def how_sure(self) -> str:
         """The line under the answer: how probable it is (a guess says so in the answer itself)."""
         if not len(self.proba):
             return ""
@@ -3055,8 +3566,18 @@ class DrawPad:
         self.clear()
 
 
+def check_save_dir(folder: Path) -> None:
+    """Refuse a --save-dir that is a file, lies under a file, or cannot be written, without
+    creating it: draw makes it with the first example saved."""
+    existing = nearest_existing(folder)
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"{folder}: cannot save examples there: {existing} is a file, not a folder")
+    if existing.exists() and not os.access(existing, os.W_OK):
+        raise UserError(f"{folder}: cannot save examples there: {existing} is not writable")
+
+
 ####################################################################################################
-# Serve: NumNet in the browser #####################################################################
+# Serve ############################################################################################
 ####################################################################################################
 
 SERVE_BODY_LIMIT = 20 << 20  # uploads over 20 MB are refused (413) and read no further
@@ -3066,11 +3587,144 @@ SERVE_CONNECTIONS = 64  # connections open at once (a classroom's phones twice o
 SERVE_WORKERS = 2  # images decoded and read at once, by this many long-lived threads: one per core
 
 
+def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
+    check_save_dir(save_dir)
+    model = load_reader(run.model, numpy_only=True)
+    try:
+        server = make_server(model, host, port, save_dir)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from exc
+    port = server.server_address[1]
+    if host in ("0.0.0.0", ""):
+        where = lan_address() or "127.0.0.1"
+        # The warning first: once the address is out, a client (or Ctrl-C) may come at once.
+        warn("listening on every network interface: anyone on this network can read images and save examples")
+        print(f"NumNet at http://{where}:{port}/ (also http://127.0.0.1:{port}/); Ctrl-C stops it", flush=True)
+    else:
+        print(f"NumNet at http://{host}:{port}/ ; Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def make_server(model: NumPyNetwork, host: str, port: int, save_dir: Path,
+                timeout: float = SERVE_DEADLINE) -> NumNetServer:
+    """A server for NumNet's page and API (not started); `timeout` is the whole request's deadline."""
+    return NumNetServer((host, port), model, save_dir, timeout)
+
+
+class NumNetServer(ThreadingHTTPServer):
+    """The standard library's threading server, a thread per connection, with NumNet's limits:
+    SERVE_CONNECTIONS open at once, a whole request within the deadline, SERVE_WORKERS images
+    decoded and read at once, and only its own names answered. (A server library such as waitress drops
+    only idle connections, and writes its own plain-text errors: these limits are NumNet's.)"""
+
+    request_queue_size = SERVE_CONNECTIONS  # a classroom's connections arriving at once (the default is 5)
+    daemon_threads = True  # Ctrl-C stops the server without waiting for a stuck client
+
+    def __init__(self, address, model: NumPyNetwork, save_dir: Path, deadline: float = SERVE_DEADLINE):
+        self.model, self.save_dir = model, save_dir  #: the NumPyNetwork read with; where examples go
+        self.deadlines = Deadlines(deadline)
+        self.connections = threading.BoundedSemaphore(SERVE_CONNECTIONS)
+        # Images are decoded by a few long-lived threads, not each request's own: the C allocator
+        # keeps a thread's freed memory for that thread, and a new thread per upload would keep
+        # one large decode's worth each.
+        self.workers = concurrent.futures.ThreadPoolExecutor(SERVE_WORKERS, thread_name_prefix="numnet-read")
+        self.saving = threading.Lock()  #: one example saved at a time, so counts and names stay consistent
+        self.names = own_names(address[0])
+        super().__init__(address, NumNetHandler)  # binds, or closes itself (server_close) and raises
+
+    def answers_to(self, host: str) -> bool:
+        """Whether a Host header names this server: one of its names, or an IP address literal
+        (no DNS rebinding is done with a literal, and the server answers on its addresses)."""
+        try:
+            name = urllib.parse.urlsplit(f"//{host.strip()}").hostname or ""  # lower case, no port or brackets
+        except ValueError:  # an unclosed bracket
+            return False
+        if name.rstrip(".") in self.names:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        bound = self.server_address[0]
+        return bound in ("0.0.0.0", "::", "") or address.is_loopback or str(address) == bound
+
+    def process_request(self, request, client_address) -> None:
+        if not self.connections.acquire(blocking=False):  # full: a short answer, and the thread is not made
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                body = b'{"error": "NumNet is busy: too many connections at once; try again"}'
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.deadlines.done(request)
+            self.connections.release()
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer: one line, not the standard library's traceback."""
+        exc = sys.exc_info()[1]
+        warn(f"a connection from {client_address[0]} ended early: {type(exc).__name__}: {first_line(exc)}")
+
+    def server_close(self) -> None:
+        self.deadlines.stop()
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        super().server_close()
+
+
+def own_names(host: str) -> set[str]:
+    """The names a browser may call this server by: localhost, the --host given, this machine's."""
+    machine = socket.gethostname().lower()
+    names = {"localhost", host.lower(), machine, f"{machine}.local"}  # .local: the name phones find by mDNS
+    return {name.rstrip(".") for name in names if name}
+
+
+class Deadlines:
+    """When each open connection must have sent its whole request; a watcher thread shuts down
+    the ones past it. A per-read timeout alone would keep a client sending a byte a second forever."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.due, self.lock = seconds, {}, threading.Lock()
+        self.stopped = threading.Event()
+        threading.Thread(target=self._watch, name="numnet-deadlines", daemon=True).start()
+
+    def start(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.due[connection] = time.monotonic() + self.seconds
+
+    def done(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.due.pop(connection, None)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(min(0.25, self.seconds / 4)):
+            now = time.monotonic()
+            with self.lock:
+                late = [c for c, due in self.due.items() if due <= now]
+                for connection in late:
+                    del self.due[connection]
+            for connection in late:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)  # its blocked read returns at once, empty
+
+
 class NumNetHandler(BaseHTTPRequestHandler):
     """One request to `serve`. The page at /, readings at POST /api/predict, examples saved at
     POST /api/examples?digit=D (counts at GET /api/examples). Only the server's own names are
     answered and only its own page may post; every error is JSON with a 4xx or 5xx status. Reading
-    is exactly predict's: read_page and predicted, NumPy only."""
+    is exactly predict's: read_page and surest_readings, NumPy only."""
 
     server: NumNetServer
     server_version = "NumNet"
@@ -3086,11 +3740,11 @@ class NumNetHandler(BaseHTTPRequestHandler):
             return
         path = urllib.parse.urlsplit(self.path).path
         if path == "/":
-            self.answer(200, SERVE_PAGE.encode(), "text/html; charset=utf-8")
+            self.send(200, SERVE_PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/api/examples":
-            self.answer_json(200, {"counts": example_counts(self.server.save_dir)})
+            self.send_json(200, {"counts": example_counts(self.server.save_dir)})
         else:
-            self.answer_json(404, {"error": f"no such page: {one_line(path)[:100]}"})
+            self.send_json(404, {"error": f"no such page: {one_line(path)[:100]}"})
 
     def do_POST(self) -> None:
         if self.refused(posting=True):
@@ -3110,10 +3764,10 @@ class NumNetHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug: the client still gets an answer, the terminal one line
             warn(f"a request to {url.path} failed: {type(exc).__name__}: {first_line(exc)}")
             status, body = 500, {"error": "NumNet failed on this request (a bug); the server goes on"}
-        self.answer_json(status, body)
+        self.send_json(status, body)
 
     def refuse_method(self) -> None:
-        self.answer_json(405, {"error": f"{one_line(self.command or '')[:20]} is not served here: GET / and POST /api/..."})
+        self.send_json(405, {"error": f"{one_line(self.command or '')[:20]} is not served here: GET / and POST /api/..."})
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = refuse_method
 
@@ -3122,13 +3776,13 @@ class NumNetHandler(BaseHTTPRequestHandler):
         here) and 403 to a post from another site's page; say whether it was refused."""
         host = self.headers.get("Host")
         if host is not None and not self.server.answers_to(host):
-            self.answer_json(421, {"error": f"this server answers to its own names and addresses, not "
+            self.send_json(421, {"error": f"this server answers to its own names and addresses, not "
                                             f"{one_line(host)[:100]!r}"})
             return True
         origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site", "same-origin")
         if posting and ((origin is not None and origin.lower() != f"http://{host or ''}".lower())
                         or site.lower() not in ("same-origin", "none")):
-            self.answer_json(403, {"error": "only NumNet's own page may send images and save examples here"})
+            self.send_json(403, {"error": "only NumNet's own page may send images and save examples here"})
             return True
         return False
 
@@ -3196,12 +3850,12 @@ class NumNetHandler(BaseHTTPRequestHandler):
         if code == 501:  # a method the standard library has no do_ for (TRACE, PROPFIND)
             self.refuse_method()
         else:
-            self.answer_json(code, {"error": one_line(message or http.HTTPStatus(code).phrase)[:200]})
+            self.send_json(code, {"error": one_line(message or http.HTTPStatus(code).phrase)[:200]})
 
-    def answer_json(self, status: int, body: dict) -> None:
-        self.answer(status, json.dumps(body).encode(), "application/json")
+    def send_json(self, status: int, body: dict) -> None:
+        self.send(status, json.dumps(body).encode(), "application/json")
 
-    def answer(self, status: int, payload: bytes, kind: str) -> None:
+    def send(self, status: int, payload: bytes, kind: str) -> None:
         self.server.deadlines.done(self.connection)
         self.send_response(status)
         self.send_header("Content-Type", kind)
@@ -3240,116 +3894,6 @@ def png_data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-class Deadlines:
-    """When each open connection must have sent its whole request; a watcher thread shuts down
-    the ones past it. A per-read timeout alone would keep a client sending a byte a second forever."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.due, self.lock = seconds, {}, threading.Lock()
-        self.stopped = threading.Event()
-        threading.Thread(target=self._watch, name="numnet-deadlines", daemon=True).start()
-
-    def start(self, connection: socket.socket) -> None:
-        with self.lock:
-            self.due[connection] = time.monotonic() + self.seconds
-
-    def done(self, connection: socket.socket) -> None:
-        with self.lock:
-            self.due.pop(connection, None)
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def _watch(self) -> None:
-        while not self.stopped.wait(min(0.25, self.seconds / 4)):
-            now = time.monotonic()
-            with self.lock:
-                late = [c for c, due in self.due.items() if due <= now]
-                for connection in late:
-                    del self.due[connection]
-            for connection in late:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)  # its blocked read returns at once, empty
-
-
-class NumNetServer(ThreadingHTTPServer):
-    """The standard library's threading server, a thread per connection, with NumNet's limits:
-    SERVE_CONNECTIONS open at once, a whole request within the deadline, SERVE_WORKERS images
-    decoded and read at once, and only its own names answered. (A server library such as waitress drops
-    only idle connections, and writes its own plain-text errors: these limits are NumNet's.)"""
-
-    request_queue_size = SERVE_CONNECTIONS  # a classroom's connections arriving at once (the default is 5)
-    daemon_threads = True  # Ctrl-C stops the server without waiting for a stuck client
-
-    def __init__(self, address, model, save_dir: Path, deadline: float = SERVE_DEADLINE):
-        self.model, self.save_dir = model, save_dir  #: the NumPyNetwork read with; where examples go
-        self.deadlines = Deadlines(deadline)
-        self.connections = threading.BoundedSemaphore(SERVE_CONNECTIONS)
-        # Images are decoded by a few long-lived threads, not each request's own: the C allocator
-        # keeps a thread's freed memory for that thread, and a new thread per upload would keep
-        # one large decode's worth each.
-        self.workers = concurrent.futures.ThreadPoolExecutor(SERVE_WORKERS, thread_name_prefix="numnet-read")
-        self.saving = threading.Lock()  #: one example saved at a time, so counts and names stay consistent
-        self.names = own_names(address[0])
-        super().__init__(address, NumNetHandler)  # binds, or closes itself (server_close) and raises
-
-    def answers_to(self, host: str) -> bool:
-        """Whether a Host header names this server: one of its names, or an IP address literal
-        (no DNS rebinding is done with a literal, and the server answers on its addresses)."""
-        try:
-            name = urllib.parse.urlsplit(f"//{host.strip()}").hostname or ""  # lower case, no port or brackets
-        except ValueError:  # an unclosed bracket
-            return False
-        if name.rstrip(".") in self.names:
-            return True
-        try:
-            address = ipaddress.ip_address(name)
-        except ValueError:
-            return False
-        bound = self.server_address[0]
-        return bound in ("0.0.0.0", "::", "") or address.is_loopback or str(address) == bound
-
-    def process_request(self, request, client_address) -> None:
-        if not self.connections.acquire(blocking=False):  # full: a short answer, and the thread is not made
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                body = b'{"error": "NumNet is busy: too many connections at once; try again"}'
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.deadlines.done(request)
-            self.connections.release()
-
-    def handle_error(self, request, client_address) -> None:
-        """A client that went away mid-answer: one line, not the standard library's traceback."""
-        exc = sys.exc_info()[1]
-        warn(f"a connection from {client_address[0]} ended early: {type(exc).__name__}: {first_line(exc)}")
-
-    def server_close(self) -> None:
-        self.deadlines.stop()
-        self.workers.shutdown(wait=False, cancel_futures=True)
-        super().server_close()
-
-
-def own_names(host: str) -> set[str]:
-    """The names a browser may call this server by: localhost, the --host given, this machine's."""
-    machine = socket.gethostname().lower()
-    names = {"localhost", host.lower(), machine, f"{machine}.local"}  # .local: the name phones find by mDNS
-    return {name.rstrip(".") for name in names if name}
-
-
-def make_server(model, host: str, port: int, save_dir: Path, timeout: float = SERVE_DEADLINE) -> NumNetServer:
-    """A server for NumNet's page and API (not started); `timeout` is the whole request's deadline."""
-    return NumNetServer((host, port), model, save_dir, timeout)
-
-
 def lan_address() -> str | None:
     """This machine's address on its local network, for phones (None when there is none)."""
     try:
@@ -3357,30 +3901,6 @@ def lan_address() -> str | None:
     except OSError:
         return None
     return next((a for a in sorted(addresses) if not a.startswith("127.")), None)
-
-
-def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
-    check_save_dir(save_dir)
-    model = load_reader(run.model, numpy_only=True)
-    try:
-        server = make_server(model, host, port, save_dir)
-    except OSError as exc:
-        raise UserError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from exc
-    port = server.server_address[1]
-    if host in ("0.0.0.0", ""):
-        where = lan_address() or "127.0.0.1"
-        # The warning first: once the address is out, a client (or Ctrl-C) may come at once.
-        warn("listening on every network interface: anyone on this network can read images and save examples")
-        print(f"NumNet at http://{where}:{port}/ (also http://127.0.0.1:{port}/); Ctrl-C stops it", flush=True)
-    else:
-        print(f"NumNet at http://{host}:{port}/ ; Ctrl-C stops it", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
-
-
 SERVE_PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -3588,23 +4108,18 @@ $("photo").addEventListener("change", async e => {
 
 
 ####################################################################################################
-# Export: the network as a static page #############################################################
+# Export ###########################################################################################
 ####################################################################################################
 
 CANVAS_INK = 0.3  # a canvas pixel at least this much covered by the pen is part of the stroke
 
 
-def frame_drawing(gray: np.ndarray) -> np.ndarray | None:
-    """A drawing on a blank canvas (floats in [0, 1], 1 = white) -> the 28x28 uint8 input the
-    network reads, framed by fit_digit as the reader frames every digit it finds; None when
-    nothing is drawn. A canvas has no paper to estimate: its ink is 1 - gray. The exported page
-    does exactly this in JavaScript (frameDrawing), and a test holds the two together."""
-    ink = (1 - gray).astype(np.float32)
-    mask = ink > CANVAS_INK
-    if not mask.any():
-        return None
-    crop = ink_crop(mask)
-    return fit_digit(ink[crop], mask[crop])
+def cmd_export(model_path: Path, folder: Path) -> int:
+    written = export_page(model_path, folder)
+    size = sum(path.stat().st_size for path in written)
+    print(f"exported {model_path} to {folder}/ ({', '.join(p.name for p in written)}: {size / 1024:.0f} KB); "
+          f"try it with `python -m http.server -d {folder}` and http://127.0.0.1:8000/")
+    return 0
 
 
 def export_page(model_path: Path, folder: Path) -> list[Path]:
@@ -3627,14 +4142,17 @@ def export_page(model_path: Path, folder: Path) -> list[Path]:
     return written
 
 
-def cmd_export(model_path: Path, folder: Path) -> int:
-    written = export_page(model_path, folder)
-    size = sum(path.stat().st_size for path in written)
-    print(f"exported {model_path} to {folder}/ ({', '.join(p.name for p in written)}: {size / 1024:.0f} KB); "
-          f"try it with `python -m http.server -d {folder}` and http://127.0.0.1:8000/")
-    return 0
-
-
+def frame_drawing(gray: np.ndarray) -> np.ndarray | None:
+    """A drawing on a blank canvas (floats in [0, 1], 1 = white) -> the 28x28 uint8 input the
+    network reads, framed by fit_digit as the reader frames every digit it finds; None when
+    nothing is drawn. A canvas has no paper to estimate: its ink is 1 - gray. The exported page
+    does exactly this in JavaScript (frameDrawing), and a test holds the two together."""
+    ink = (1 - gray).astype(np.float32)
+    mask = ink > CANVAS_INK
+    if not mask.any():
+        return None
+    crop = ink_crop(mask)
+    return fit_digit(ink[crop], mask[crop])
 EXPORT_PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -3893,319 +4411,63 @@ fetch("weights.bin").then(r => r.arrayBuffer()).then(buffer => {
 
 
 ####################################################################################################
-# Commands #########################################################################################
-####################################################################################################
-
-
-def library_versions() -> dict:
-    import tensorflow as tf
-
-    keras = import_keras()
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}
-
-
-def report(plt, ds: Dataset, model, out_dir: Path, check: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    """Evaluate on the test set; save predictions, confusion and mistakes figures; return the metrics."""
-    result = evaluate(model, normalize(ds.x_test), ds.y_test)
-    proba = result["proba"]
-    confusion = confusion_matrix(ds.y_test, proba.argmax(axis=1))
-    save_figure(plot_predictions(plt, ds.x_test, ds.y_test, proba), out_dir / PREDICTIONS)
-    save_figure(plot_confusion(plt, confusion), out_dir / CONFUSION)
-    save_figure(plot_mistakes(plt, ds.x_test, ds.y_test, proba), out_dir / MISTAKES)
-    return {
-        "test_accuracy": result["accuracy"],
-        "test_loss": result["loss"],
-        "per_class": per_class_scores(confusion),
-        "confusion_matrix": confusion.tolist(),
-        "not_a_digit": not_digit_rates(model, ds.x_test, check or non_digits(NOT_DIGIT_CHECK, ds.x_test, 0, held_out=True)),
-    }
-
-
-def not_digit_rates(model, digits: np.ndarray, check: tuple[np.ndarray, np.ndarray]) -> dict:
-    """How often predict's NOT_A_DIGIT threshold turns away real digits (`digits`) and the `check`
-    non-digits of each kind (images and kinds, made from these digits by a stream training never
-    uses: non_digits(..., held_out=True))."""
-    images, kinds = check
-    rejected = ~is_digit(read_proba(model, images))
-    return {"threshold": NOT_A_DIGIT, "digits_rejected": float(np.mean(~is_digit(read_proba(model, digits)))),
-            "rejected_per_kind": {kind: float(rejected[kinds == k].mean()) for k, kind in enumerate(NOT_DIGIT_KINDS)}}
-
-
-def saved_list(out_dir: Path, names: Sequence[str]) -> str:
-    return ", ".join(str(out_dir / name) for name in names)
-
-
-def check_writable_folder(folder: Path, what: str) -> None:
-    """Make sure files can be written in `folder`, without creating it: the first file written
-    makes it, so that a run that fails before writing anything leaves no empty folder behind."""
-    existing = nearest_existing(folder)
-    if existing.exists() and not existing.is_dir():
-        raise UserError(f"{folder}: cannot create the {what} folder: {existing} is a file, not a folder")
-    try:  # a real write: permission bits say nothing for root or read-only mounts
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise UserError(f"{folder}: the {what} folder is not writable ({exc.strerror or exc})") from exc
-
-
-def nearest_existing(folder: Path) -> Path:
-    """`folder` or the nearest of its parents that exists (or the top, where none does)."""
-    return next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
-
-
-def check_save_dir(folder: Path) -> None:
-    """Refuse a --save-dir that is a file, lies under a file, or cannot be written, without
-    creating it: draw makes it with the first example saved."""
-    existing = nearest_existing(folder)
-    if existing.exists() and not existing.is_dir():
-        raise UserError(f"{folder}: cannot save examples there: {existing} is a file, not a folder")
-    if existing.exists() and not os.access(existing, os.W_OK):
-        raise UserError(f"{folder}: cannot save examples there: {existing} is not writable")
-
-
-def preflight(run: RunConfig, writes_model: bool) -> None:
-    """Check every path a command will use before any slow work starts."""
-    if run.data is not None:
-        data = Path(run.data)
-        if not (data.is_file() or data.is_dir()):
-            raise UserError(missing_or_special(data))
-        if not os.access(data, os.R_OK):
-            raise UserError(f"{data}: not readable")
-    check_writable_folder(run.out_dir, "output")
-    if writes_model:
-        if run.model.suffix != ".keras":
-            raise UserError(f"{run.model}: the model file name must end in .keras")
-        if run.model.is_dir():
-            raise UserError(f"{run.model}: is a folder, not a model file")
-        check_writable_folder(run.model.parent, "model")
-    # evaluate and predict load the model (load_model checks it) before any slow work
-
-
-def train_metrics(fit: dict, test: dict, ds: Dataset, cfg: TrainConfig, run: RunConfig) -> dict:
-    """Everything metrics.json records about a training run."""
-    return {
-        **test,
-        "train_accuracy": fit["train_accuracy"],
-        "val_accuracy": fit["val_accuracy"],
-        "epochs": cfg.epochs,
-        "train_seconds": round(fit["train_seconds"], 2),
-        "samples_per_second": round(fit["samples_per_second"]),
-        "seed": cfg.seed,
-        "data": ds.describe(),
-        "canonical_mnist": ds.canonical,
-        "config": dataclasses.asdict(fit["config"]),
-        "augmentation": {k: getattr(fit["config"], k) for k in AUGMENTATION},
-        "non_digits": {"images": fit["non_digits"], "repeats": NOT_DIGIT_REPEATS, "kinds": list(NOT_DIGIT_KINDS),
-                       "weight": NOT_DIGIT_WEIGHT,
-                       "letters": LETTERS, "fonts": list(LETTER_FONTS)},
-        "styles": {"share": fit["config"].styles, "images": fit["styled"], "kinds": list(WORLD_STYLES)},
-        "model": str(run.model),
-        **library_versions(),
-        "history": fit["history"],
-    }
-
-
-def cmd_train(run: RunConfig, cfg: TrainConfig, extra_folders: Sequence[Path] = ()) -> int:
-    extra = load_examples(extra_folders) if extra_folders else None  # before the slow part: bad folders fail fast
-    ds = load_dataset(run.data)
-    print(f"data: {ds.describe()}", file=sys.stderr)
-    fit_digits = split_validation(ds.x_train, ds.y_train, cfg.validation_split)[0][0]
-    # The non-digits, for training and for the held-out check, are made by another process while
-    # this one imports TensorFlow: 2.4 s saved.
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_start(), initializer=worker_setup) as pool:
-        made = pool.submit(training_non_digits, cfg, fit_digits[:NOT_DIGIT_SOURCES], len(fit_digits))
-        styled = pool.submit(training_styles, cfg, len(fit_digits))
-        check = pool.submit(non_digits, NOT_DIGIT_CHECK, ds.x_test, seed=0, held_out=True)
-        import_keras().utils.set_random_seed(cfg.seed)  # before the weights are initialized
-        model = build_model()
-        made, styled, check = made.result(), styled.result(), check.result()
-    fit = train(model, normalize(ds.x_train), ds.y_train, cfg, verbose=1 if sys.stdout.isatty() else 2,
-                extra=extra and (normalize(extra[0]), extra[1]), made=made, styled=styled)
-    model_saved = save_new_model(model, run.model)
-    plt = pyplot(run.show)
-    save_figure(plot_history(plt, fit["history"]), run.out_dir / HISTORY)
-    metrics = train_metrics(fit, report(plt, ds, model, run.out_dir, check), ds, cfg, run)
-    if extra:
-        metrics["extra"] = {**extra[2], "repeats_per_epoch": fit["extra_repeats"]}
-    save_json(metrics, run.out_dir / METRICS)
-    val = "n/a" if metrics["val_accuracy"] is None else f"{metrics['val_accuracy']:.2%}"
-    print(
-        # Keras's epoch lines score the restyled training batches, non-digits included; this is the
-        # training digits as given, read as the test set is: two figures, two names.
-        f"training digits as given {metrics['train_accuracy']:.2%} (the epoch lines' accuracy is on restyled "
-        f"batches) | validation {val} | "
-        f"test {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f})\n"
-        f"trained {plural(cfg.epochs, 'epoch')} in {metrics['train_seconds']:.1f} s, "
-        f"{metrics['samples_per_second']:,} samples/s\n"
-        + (f"{describe_extra(metrics['extra'])}\n" if extra else "")
-        + f"{model_saved}\nsaved {saved_list(run.out_dir, TRAIN_OUTPUTS)}"
-    )
-    show_figures(plt)
-    return 0
-
-
-def describe_extra(extra: dict) -> str:
-    folders = ", ".join(f"{count} from {folder}" for folder, count in extra["folders"].items())
-    per_digit = " ".join(f"{d}:{n}" for d, n in enumerate(extra["per_digit"]))
-    return (f"your examples: {extra['examples']} ({folders}; per digit {per_digit}), each seen "
-            f"{extra['repeats_per_epoch']}x per epoch; {extra['skipped']} files skipped")
-
-
-def cmd_evaluate(run: RunConfig, images: Sequence[Path] = ()) -> int:
-    model = load_model(run.model)
-    metrics: dict = {"model": str(run.model)}
-    plt = None
-    if run.data is not None or not images:  # the MNIST test set, unless only your folders were asked for
-        ds = load_dataset(run.data)
-        print(f"data: {ds.describe()}", file=sys.stderr)
-        plt = pyplot(run.show)
-        test = report(plt, ds, model, run.out_dir)
-        metrics.update(test, data=ds.describe(), canonical_mnist=ds.canonical)
-        print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
-        print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
-    images = list(dict.fromkeys(images))  # a folder given twice is scored once
-    if images:
-        metrics["folders"] = {str(folder): score_folder(model, folder, run.out_dir, figure)
-                              for folder, figure in zip(images, mistakes_figures(images))}
-        for folder, score in metrics["folders"].items():
-            print(format_folder_score(Path(folder), score))
-    save_json({**metrics, **library_versions(), **training_history(run.out_dir)}, run.out_dir / METRICS)
-    saved = [*(EVALUATE_OUTPUTS if plt else [METRICS]),
-             *(s["mistakes_figure"] for s in metrics.get("folders", {}).values() if "mistakes_figure" in s)]
-    print(f"saved {saved_list(run.out_dir, saved)}")
-    if plt:
-        show_figures(plt)
-    return 0
-
-
-def training_history(out_dir: Path) -> dict:
-    """The training history of the metrics.json being replaced, where its history.png stays beside
-    it: {"history": ...}, or {} when there is none to keep."""
-    try:
-        if (out_dir / HISTORY).is_file():
-            return {"history": json.loads((out_dir / METRICS).read_text())["history"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return {}
-
-
-def cmd_predict(run: RunConfig, paths: Sequence[Path], as_json: bool) -> int:
-    model = load_reader(run.model)
-    files = image_files(paths)
-    if not files:
-        raise UserError(f"{', '.join(map(str, paths))}: no image files found")
-    shown, failed, done, readable = [], False, 0, 0
-    progress = Progress(len(files)) if sys.stderr.isatty() else None
-    if as_json:
-        print("[", end="")
-    for results, readings in predict_chunks(model, files):
-        for result in results:
-            failed |= "error" in result
-            print_result(result, as_json, first=done == 0, progress=progress)
-            done += 1
-        sys.stdout.flush()
-        read = [r for r in readings if r.error is None]
-        shown += read[: PREDICT_SHOWN - len(shown)]
-        readable += len(read)
-        if progress:
-            progress.show(done)
-    if progress:
-        progress.close()
-    if as_json:
-        print("\n]")
-    if shown:
-        sheet = save_image(predict_sheet(shown, readable), run.out_dir / PREDICT_OUTPUT)
-        # stdout holds nothing but the JSON array when --json asks for one
-        print(f"saved {run.out_dir / PREDICT_OUTPUT}", file=sys.stderr if as_json else sys.stdout)
-        if run.show and display_available():
-            show_image(sheet, "NumNet predictions on your images")
-    return 1 if failed else 0
-
-
-def print_result(result: dict, as_json: bool, first: bool, progress: Progress | None) -> None:
-    """One file's answer on stdout (a line, or one element of the JSON array); errors on stderr."""
-    if "error" in result:
-        if progress:
-            progress.clear()
-        print(f"num_net: error: {one_line(result['error'])}", file=sys.stderr)
-    if as_json:
-        print(("" if first else ",") + "\n" + json.dumps(result), end="")  # one object per line: greppable
-    elif "error" not in result:
-        print(format_prediction(result))
-
-
-class Progress:
-    """A line on a terminal's stderr, rewritten in place: how many files have been read."""
-
-    def __init__(self, total: int):
-        self.total, self.start = total, time.perf_counter()
-
-    def show(self, done: int) -> None:
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        print(f"\rread {done:,}/{self.total:,} files ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
-
-    def clear(self) -> None:
-        print("\r\033[K", end="", file=sys.stderr)
-
-    def close(self) -> None:
-        print(file=sys.stderr)
-
-
-def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
-    check_save_dir(save_dir)  # before the window opens: a digit key would fail there unseen
-    if not display_available():  # checked before the model load: it takes no time
-        raise UserError("draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
-                        "use `predict` on an image file, or `serve` and a browser, instead")
-    plt = pyplot(True)
-    if plt.get_backend().lower() == "agg":
-        raise UserError("draw needs an interactive Matplotlib backend (TkAgg or QtAgg); "
-                        "install Tk or PySide6, or set MPLBACKEND")
-    pad = DrawPad(plt, load_reader(run.model), save_dir=save_dir)
-    show_until_closed(plt)
-    plt.close(pad.fig)
-    return 0
-
-
-####################################################################################################
 # Command line #####################################################################################
 ####################################################################################################
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    written = WRITTEN.set([])
+    try:
+        return run_command(args)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"num_net: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"num_net: interrupted; {saved_before_stopping()}", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"num_net: terminated (SIGTERM); {saved_before_stopping()}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        WRITTEN.reset(written)
+        signal.signal(signal.SIGTERM, previous)
 
 
-def batch_size(text: str) -> int | None:
-    """A positive batch size, or "auto" (None): chosen from the number of epochs."""
-    return None if text == "auto" else positive_int(text)
+def _terminated(signum, frame):
+    raise Terminated
 
 
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_parser()
+    argv = list(argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}):
+        argv = ["train", *argv]  # plain `python num_net.py [flags]` trains
+    return parser.parse_args(argv)
 
 
-def add_common_flags(parser: argparse.ArgumentParser, data: bool = True,
-                     outputs: str | None = "plots and metrics.json") -> None:
-    """Flags the commands share: where MNIST is (`data`), where the model lives, where `outputs`
-    go and whether to show plots (for commands that write any), full tracebacks."""
-    if data:
-        parser.add_argument(
-            "--data",
-            default=os.environ.get(DATA_ENV) or None,
-            help=f"local MNIST: an .npz (x_train, y_train, x_test, y_test) or a folder of the four "
-            f"IDX files; default ${DATA_ENV}, else download through Keras",
+def run_command(args: argparse.Namespace) -> int:
+    out_dir, show = getattr(args, "out_dir", DEFAULT_OUT_DIR), not getattr(args, "no_show", False)
+    run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=out_dir, show=show)
+    if args.command == "draw":
+        return cmd_draw(run, args.save_dir)
+    if args.command == "serve":
+        return cmd_serve(run, args.host, args.port, args.save_dir)
+    if args.command == "export":
+        return cmd_export(args.model, args.folder)
+    preflight(run, writes_model=args.command == "train")
+    if args.command == "predict":
+        return cmd_predict(run, args.paths, args.json)
+    if args.command == "train":
+        cfg = TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed
         )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
-    if outputs:
-        parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help=f"folder for {outputs}")
-        parser.add_argument("--no-show", action="store_true", help="never open plot windows (PNGs are always saved)")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+        # Your examples are read first: a bad folder fails before the slow part.
+        return cmd_train(run, cfg, load_examples(args.extra) if args.extra else None)
+    return cmd_evaluate(run, args.images, score_folder)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -4219,12 +4481,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_p = commands.add_parser("train", help="train, evaluate, save the model and plots", formatter_class=fmt)
     add_common_flags(train_p)
     train_p.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the data")
-    train_p.add_argument("--batch-size", type=batch_size, default="auto",
+    train_p.add_argument("--batch-size", type=auto_or_positive_int, default="auto",
                          help="images per step; auto: " + ", ".join(f"{size} from {epochs} epochs"
                                                                     for epochs, size in BATCH_LADDER[:-1])
                          + f", else {BATCH_LADDER[-1][1]}")
     train_p.add_argument(
-        "--validation-split", type=fraction, default=defaults.validation_split,
+        "--validation-split", type=fraction_below_one, default=defaults.validation_split,
         help="fraction of the training images held out (the last ones) for validation",
     )
     train_p.add_argument("--seed", type=int, default=defaults.seed, help="same seed, same model (on one machine)")
@@ -4261,68 +4523,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_common_flags(parser: argparse.ArgumentParser, data: bool = True,
+                     outputs: str | None = "plots and metrics.json") -> None:
+    """Flags the commands share: where MNIST is (`data`), where the model lives, where `outputs`
+    go and whether to show plots (for commands that write any), full tracebacks."""
+    if data:
+        parser.add_argument(
+            "--data",
+            default=os.environ.get(DATA_ENV) or None,
+            help=f"local MNIST: an .npz (x_train, y_train, x_test, y_test) or a folder of the four "
+            f"IDX files; default ${DATA_ENV}, else download through Keras",
+        )
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model file (.keras)")
+    if outputs:
+        parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help=f"folder for {outputs}")
+        parser.add_argument("--no-show", action="store_true", help="never open plot windows (PNGs are always saved)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def auto_or_positive_int(text: str) -> int | None:
+    """A positive batch size, or "auto" (None): chosen from the number of epochs."""
+    return None if text == "auto" else positive_int(text)
+
+
+def fraction_below_one(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text}")
     return value
-
-
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = build_parser()
-    argv = list(argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}):
-        argv = ["train", *argv]  # plain `python num_net.py [flags]` trains
-    return parser.parse_args(argv)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    out_dir, show = getattr(args, "out_dir", DEFAULT_OUT_DIR), not getattr(args, "no_show", False)
-    run = RunConfig(data=getattr(args, "data", None), model=args.model, out_dir=out_dir, show=show)
-    if args.command == "draw":
-        return cmd_draw(run, args.save_dir)
-    if args.command == "serve":
-        return cmd_serve(run, args.host, args.port, args.save_dir)
-    if args.command == "export":
-        return cmd_export(args.model, args.folder)
-    preflight(run, writes_model=args.command == "train")
-    if args.command == "predict":
-        return cmd_predict(run, args.paths, args.json)
-    if args.command == "train":
-        cfg = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, validation_split=args.validation_split, seed=args.seed
-        )
-        return cmd_train(run, cfg, args.extra)
-    return cmd_evaluate(run, args.images)
-
-
-class Terminated(BaseException):
-    """SIGTERM (what `timeout`, systemd, Docker and CI send), raised where the run is, like Ctrl-C."""
-
-
-def _terminated(signum, frame):
-    raise Terminated
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        return run_command(args)
-    except UserError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"num_net: error: {one_line(str(exc))}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"num_net: interrupted; {saved_before_stopping()}", file=sys.stderr)
-        return 130
-    except Terminated:
-        print(f"num_net: terminated (SIGTERM); {saved_before_stopping()}", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 if __name__ == "__main__":
     raise SystemExit(main())

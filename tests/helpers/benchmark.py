@@ -1,10 +1,10 @@
 """Side-by-side benchmark: NumNet's default run against the tutorial recipe it replaces.
 
-    python tests/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2] [--short 1 3]
-    python tests/benchmark.py --draw-latency      # time one update of `draw` per mouse move
-    python tests/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
-    python tests/benchmark.py --serve             # 20 clients send serve 500 photos and drawings
-    python tests/benchmark.py --folder DIR        # predict a folder: images/s, and where a page's time goes
+    python tests/helpers/benchmark.py --data ../shared/mnist/mnist.npz [--seeds 0 1 2] [--short 1 3]
+    python tests/helpers/benchmark.py --draw-latency      # time one update of `draw` per mouse move
+    python tests/helpers/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
+    python tests/helpers/benchmark.py --serve             # 20 clients send serve 500 photos and drawings
+    python tests/helpers/benchmark.py --folder DIR        # predict a folder: images/s, and where a page's time goes
 
 Runs each command as its own process, one after another in this one session (the machine is
 shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def timed(cmd: list[str]) -> tuple[float, float, str]:
@@ -92,7 +92,7 @@ def photo_preprocessing(data: str, runs: int = 5) -> str:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
     import num_net
     import pages
 
@@ -160,7 +160,7 @@ def folder_speed(folder: Path, runs: int = 3) -> str:
     chosen = num_net.chosen_readings(model, first)
     network = time.process_time() - start
     start = time.process_time()
-    num_net.predicted(model, first)
+    num_net.surest_readings(model, first)
     second = time.process_time() - start - network
     unsure = sum(map(num_net.unsure, chosen))
     per_page = {STAGES[name]: 1000 * seconds / len(files) for name, seconds in spent.items()}
@@ -176,7 +176,7 @@ def folder_speed(folder: Path, runs: int = 3) -> str:
 
 
 def serve_load(data: str, clients: int = 20, total: int = 500) -> str:
-    """`serve` under load: `clients` threads send `total` real-looking photos (tests/pages.py) and
+    """`serve` under load: `clients` threads send `total` real-looking photos (tests/helpers/pages.py) and
     canvas drawings of MNIST test digits, each one `predict` reads right; every answer must match,
     and the server's resident memory is sampled as the requests go."""
     import concurrent.futures
@@ -186,7 +186,7 @@ def serve_load(data: str, clients: int = 20, total: int = 500) -> str:
     import numpy as np
     from PIL import Image
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
     sys.path.insert(0, str(ROOT))
     import num_net
     import pages

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import num_net
-from conftest import ROOT, assert_one_line_error, interruptible, run_main, synthetic_arrays, write_idx
+from helpers.support import ROOT, assert_one_line_error, interruptible, run_main, synthetic_arrays, write_idx
 
 
 # ---------------------------------------------------------------- data
@@ -118,9 +118,12 @@ def test_bad_models_are_refused_in_one_line(bad_models, case, tmp_path, capsys):
     assert_one_line_error(code, err, str(path), needle)
 
 
-def test_safe_mode_is_never_turned_off():
-    source = (ROOT / "num_net.py").read_text()
-    assert "safe_mode=False" not in source and "enable_unsafe_deserialization" not in source
+def test_keras_refuses_a_models_code_even_where_numnets_own_check_misses_it(bad_models, monkeypatch):
+    """Keras loads in safe mode: a Lambda's Python code is refused, whatever NumNet's own check found."""
+    path, _ = bad_models["lambda"]
+    monkeypatch.setattr(num_net, "carries_code", lambda config: False)  # as if NumNet's check missed it
+    with pytest.raises(num_net.UserError, match="not a loadable Keras model"):
+        num_net.load_model(path)
 
 
 # ---------------------------------------------------------------- images

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-from conftest import MODEL
+from helpers.support import MODEL
 
 # Share of each kind of generated non-digit (a stream training never saw) that must read as no
 # digit; floors a little under what the committed model measures (README).
@@ -46,7 +46,7 @@ def test_mnist_test_digits_are_rarely_rejected(reader, mnist_test):
 
 
 def test_a_clear_digit_of_every_class_is_never_rejected(reader, mnist_test, tmp_path):
-    import pages
+    from helpers import pages
 
     x, y = mnist_test
     rng = np.random.default_rng(5)
@@ -63,7 +63,7 @@ def test_a_clear_digit_of_every_class_is_never_rejected(reader, mnist_test, tmp_
 
 def handwriting_fonts() -> list:
     """The handwriting fonts of font_letters.py: required in CI (.ci/run installs them)."""
-    import font_letters
+    from helpers import font_letters
 
     fonts = font_letters.font_files()
     if not fonts and os.environ.get("CI"):
@@ -74,7 +74,7 @@ def handwriting_fonts() -> list:
 
 
 def test_letters_and_words_in_handwriting_fonts_read_as_no_digit_and_their_digits_as_digits(reader):
-    import font_letters
+    from helpers import font_letters
 
     fonts, rng = handwriting_fonts(), np.random.default_rng(1)
     for kind, floor in FONT_FLOORS.items():
@@ -128,13 +128,13 @@ def word_page(letters, lefts) -> Image.Image:
 
 def test_the_l_and_o_of_a_word_are_letters_too(reader, tmp_path):
     word_page([LETTER_A, LETTER_K, LETTER_L, LETTER_O], [0, 115, 225, 260]).save(tmp_path / "word.png")
-    reading = num_net.predicted(reader, [num_net.read_digits(tmp_path / "word.png")])[0]
+    reading = num_net.surest_readings(reader, [num_net.read_digits(tmp_path / "word.png")])[0]
     assert num_net.is_digit(reading.proba).sum() >= 1  # the network alone reads a digit in it
-    assert "no digit found" in num_net.answer(reading)["error"]
+    assert "no digit found" in num_net.json_answer(reading)["error"]
 
 
 def test_a_number_a_word_space_after_a_word_is_still_read(reader, mnist_test, tmp_path):
-    import pages
+    from helpers import pages
 
     x, _ = mnist_test
     word = np.asarray(letters_page([LETTER_A, LETTER_K]), np.float32) / 255
@@ -142,13 +142,13 @@ def test_a_number_a_word_space_after_a_word_is_still_read(reader, mnist_test, tm
     page = np.ones((180, word.shape[1] + 60 + ink.shape[1] + 40), np.float32)
     page[:, : word.shape[1]] = word
     page[40:140, word.shape[1] + 60 : word.shape[1] + 60 + ink.shape[1]] -= ink * 0.9
-    reading = num_net.predicted(reader, [num_net.read_page(page, "word and number")])[0]
-    result = num_net.answer(reading)
+    reading = num_net.surest_readings(reader, [num_net.read_page(page, "word and number")])[0]
+    result = num_net.json_answer(reading)
     assert result["number"] == "721" and len(result["ignored"]) == 2
 
 
 def test_a_letter_beside_digits_is_left_out_of_the_number(reader, mnist_test, tmp_path):
-    import pages
+    from helpers import pages
 
     x, y = mnist_test
     digits = [x[i] for i in range(3)]  # 7 2 1
@@ -190,7 +190,7 @@ def test_draw_says_not_a_digit_and_keeps_the_bars(reader):
             for px, py in points:
                 pad.paint(40 * scale + px * scale * 1.6, 20 * scale + py * scale * 1.6)
         pad.refresh()
-        assert pad.answer.get_text() == "not a digit"
+        assert pad.answer_text.get_text() == "not a digit"
         assert max(bar.get_height() for bar in pad.bars) > 0
         assert pad.summary().startswith("digit=none (not a digit")
     finally:

@@ -1,7 +1,7 @@
 """Letters, words and digits in handwriting fonts that training never sees, read as predict reads
 a photo: how often a letter or a word is "not a digit", and how often a digit is turned away.
 
-    python tests/font_letters.py [--model handwritten.keras] [--count 2] [--per-letter]
+    python tests/helpers/font_letters.py [--model handwritten.keras] [--count 2] [--per-letter]
 
 The fonts are typefaces drawn from people's handwriting, from Debian's packages (FONT_PACKAGES;
 .ci/run installs them). Training makes its letters from Matplotlib's own fonts and a jittered pen,
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FONT_PACKAGES = ("fonts-humor-sans", "fonts-dkg-handwriting", "fonts-breip", "fonts-bwht", "fonts-femkeklaver",
                  "fonts-rufscript", "fonts-kristi", "fonts-comic-neue", "fonts-ecolier-court",
                  "fonts-kaushanscript", "fonts-klee", "fonts-dancingscript")
@@ -60,8 +60,8 @@ def answers(num_net, model, glyphs, fonts: list[Path], count: int, rng: np.rando
     """Each glyph written `count` times in each font, and predict's answer for each page."""
     texts = [text for font in fonts for text in glyphs for _ in range(count)]
     pages = [photographed(text, font, rng) for font in fonts for text in glyphs for _ in range(count)]
-    readings = num_net.predicted(model, [num_net.read_page(page, text) for text, page in zip(texts, pages)])
-    return list(zip(texts, map(num_net.answer, readings)))
+    readings = num_net.surest_readings(model, [num_net.read_page(page, text) for text, page in zip(texts, pages)])
+    return list(zip(texts, map(num_net.json_answer, readings)))
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-from conftest import MODEL, ROOT, interruptible
+from helpers.support import MODEL, ROOT, interruptible
 
 
 def digit_png(path: Path, strokes, size=(200, 240)) -> Path:
@@ -141,7 +141,8 @@ def test_examples_are_saved_where_draw_saves_them_and_counted(server, tmp_path):
     assert status == 200 and body["counts"]["7"] >= 1
     saved = server["save_dir"] / body["saved"]
     assert saved.parent == server["save_dir"] / "7" and saved.is_file()
-    images, labels, _ = num_net.load_examples([server["save_dir"]])  # what train --extra reads
+    examples = num_net.load_examples([server["save_dir"]])  # what train --extra reads
+    images, labels = examples.images, examples.labels
     assert 7 in labels.tolist()
     two = digit_png(tmp_path / "two.png", [SEVEN[0], [(175, 40), (175, 210)]], size=(260, 240))
     status, body = request(server, "POST", "/api/examples?digit=7", two.read_bytes())

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import num_net
-from conftest import MODEL, ROOT, assert_one_line_error, run_main
+from helpers.support import MODEL, ROOT, assert_one_line_error, run_main
 
 # ---------------------------------------------------------------- MNIST digits as pen strokes
 

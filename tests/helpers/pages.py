@@ -1,6 +1,6 @@
 """Re-rendered MNIST digits that look like a user's own photos, scans and pages, for tests and measurement.
 
-    python tests/pages.py --data ../shared/mnist/mnist.npz --count 500 OUT_DIR
+    python tests/helpers/pages.py --data ../shared/mnist/mnist.npz --count 500 OUT_DIR
 
 writes OUT_DIR/NNNN_label-D.(png|jpg): test digits scaled up to 40-220 px, drawn with MNIST's
 stroke or a thinner pen, placed at random on a page up to six times larger, dark-on-light or
@@ -11,7 +11,7 @@ saved as JPEG or PNG. Then
 
 and compare each file's `digit` with the label in its name; or let this script do it:
 
-    python tests/pages.py --data ../shared/mnist/mnist.npz --count 300 --check handwritten.keras OUT_DIR
+    python tests/helpers/pages.py --data ../shared/mnist/mnist.npz --count 300 --check handwritten.keras OUT_DIR
 
 prints the accuracy and the preprocessing + prediction speed (model already loaded).
 
@@ -139,6 +139,15 @@ def written_line(digits: list, height: int, rng: np.random.Generator, pen: int =
     return strip([glyph(d, height, pen) for d in digits], int(height * rng.uniform(*spacing)))
 
 
+def written_number(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, count: tuple[int, int],
+                   heights: tuple[int, int]) -> tuple[np.ndarray, str, int]:
+    """A number of `count` (least, most) test digits written at a random height in `heights`: its
+    line of ink, its text and the height."""
+    digits, text = number(x, y, rng, *count)
+    height = int(rng.integers(*heights))
+    return written_line(digits, height, rng), text, height
+
+
 def pen_line(ink: np.ndarray, points, width: int) -> None:
     """Draw a straight pen stroke into an ink array (in place)."""
     img = Image.fromarray((ink * 255).astype(np.uint8))
@@ -149,9 +158,7 @@ def pen_line(ink: np.ndarray, points, width: int) -> None:
 def case_page_edge(x, y, rng):
     """A number on a sheet that ends inside the photo: a dark table, with the sheet's shadow,
     beside or below it (the edge a little tilted)."""
-    digits, text = number(x, y, rng, 1, 4)
-    height = int(rng.integers(40, 100))
-    line = written_line(digits, height, rng)
+    line, text, height = written_number(x, y, rng, (1, 4), (40, 100))
     page_h, page_w = int(height * rng.uniform(4, 7)), int(max(line.shape[1] * 2.5, height * rng.uniform(4, 7)))
     yy, xx = np.mgrid[0:page_h, 0:page_w]
     side = int(rng.integers(4))  # the table shows at the left, right, top or bottom
@@ -174,9 +181,7 @@ def case_page_edge(x, y, rng):
 
 def case_ruled(x, y, rng):
     """A number written on ruled paper, sitting on a line, and underlined."""
-    digits, text = number(x, y, rng, 2, 5)
-    height = int(rng.integers(40, 90))
-    line = written_line(digits, height, rng)
+    line, text, height = written_number(x, y, rng, (2, 5), (40, 90))
     page_h, page_w = int(height * rng.uniform(4, 6)), int(line.shape[1] * rng.uniform(1.6, 2.5))
     ink, top, left = place(line, page_h, page_w, rng)
     rule = max(1, height // 30)
@@ -194,9 +199,7 @@ def case_ruled(x, y, rng):
 
 def case_boxed(x, y, rng):
     """A number with a box drawn around it."""
-    digits, text = number(x, y, rng, 2, 5)
-    height = int(rng.integers(40, 90))
-    line = written_line(digits, height, rng)
+    line, text, height = written_number(x, y, rng, (2, 5), (40, 90))
     page_h, page_w = int(height * rng.uniform(2.5, 4)), int(line.shape[1] * rng.uniform(1.5, 2.2))
     ink = np.zeros((page_h, page_w), np.float32)
     top, left = (page_h - line.shape[0]) // 2, (page_w - line.shape[1]) // 2
@@ -264,9 +267,7 @@ def case_faint_pencil(x, y, rng):
 def case_shadow(x, y, rng):
     """A number above a hand's or a phone's shadow: a darker region with a sharp, wavy edge across
     the lower part of the page."""
-    digits, text = number(x, y, rng, 3, 10)
-    height = int(rng.integers(30, 70))
-    line = written_line(digits, height, rng)
+    line, text, height = written_number(x, y, rng, (3, 10), (30, 70))
     page_w = int(line.shape[1] * rng.uniform(1.2, 1.6))
     page_h = int(max(height * rng.uniform(4, 7), page_w * rng.uniform(0.5, 0.9)))
     ink = np.zeros((page_h, page_w), np.float32)
@@ -336,9 +337,7 @@ def case_two_strokes(x, y, rng):
 
 def case_border_strip(x, y, rng):
     """One digit, with a strip of darker background (the table, the next page) along one border."""
-    digits, text = number(x, y, rng, 1, 1)
-    height = int(rng.integers(50, 150))
-    line = written_line(digits, height, rng)
+    line, text, height = written_number(x, y, rng, (1, 1), (50, 150))
     page_h, page_w = int(height * rng.uniform(1.6, 3)), int(line.shape[1] * rng.uniform(2.5, 4))
     ink, _, _ = place(line, page_h, page_w, rng)
     yy, xx = np.mgrid[0:page_h, 0:page_w]
@@ -351,9 +350,7 @@ def case_border_strip(x, y, rng):
 
 def case_sixteen_bit(x, y, rng):
     """A number scanned to a 16-bit grayscale PNG, as scanners often save them."""
-    digits, text = number(x, y, rng, 1, 4)
-    height = int(rng.integers(40, 120))
-    line = written_line(digits, height, rng)
+    line, text, height = written_number(x, y, rng, (1, 4), (40, 120))
     page_h, page_w = int(height * rng.uniform(1.5, 3)), int(line.shape[1] * rng.uniform(1.3, 2))
     ink = place(line, page_h, page_w, rng)[0]
     paper, pen = rng.uniform(0.75, 0.95), rng.uniform(0.05, 0.35)
@@ -413,7 +410,7 @@ def main() -> int:
                 Image.open(path).resize((args.size, args.size)).save(path)
         sets = {"pages": [(path, [str(label)]) for path, label in written]}
     if args.check:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
         import num_net
 
         model = num_net.load_reader(args.check)

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-from conftest import MODEL, ROOT, assert_one_line_error, run_main, synthetic_arrays
+from helpers.support import MODEL, ROOT, assert_one_line_error, run_main, synthetic_arrays
 
 
 def digit_image(path: Path, digit: str = "1") -> Path:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import num_net
-from conftest import ROOT, assert_picture, real_data_path, synthetic_arrays, write_idx
+from helpers.support import ROOT, assert_picture, real_data_path, synthetic_arrays, write_idx
 
 
 
@@ -339,7 +339,7 @@ def test_real_mnist_short_run_reaches_96_percent(real_dataset, tmp_path):
     cfg = num_net.TrainConfig(epochs=2, batch_size=128, seed=0)
     num_net.train(model, num_net.normalize(real_dataset.x_train), real_dataset.y_train, cfg, verbose=0)
     result = num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)
-    assert result["accuracy"] >= 0.96
+    assert result.accuracy >= 0.96
 
 
 def test_committed_model_scores_its_readme_figure(real_dataset):
@@ -348,7 +348,7 @@ def test_committed_model_scores_its_readme_figure(real_dataset):
     assert figure, "README must state the committed model's test accuracy"
     model = num_net.load_model(ROOT / "handwritten.keras")
     result = num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)
-    assert f"{result['accuracy'] * 100:.2f}" == figure.group(1)
+    assert f"{result.accuracy * 100:.2f}" == figure.group(1)
 
 
 def test_a_zero_validation_split_holds_nothing_out_and_any_other_at_least_one():
@@ -366,10 +366,14 @@ def test_confusion_matrix_counts_each_true_and_read_pair():
 
 
 def test_an_interrupted_run_names_what_it_had_already_saved(tmp_path, monkeypatch):
-    monkeypatch.setattr(num_net, "SAVED", [])
-    assert num_net.saved_before_stopping() == "nothing was overwritten"
-    num_net.save_json({"a": 1}, tmp_path / "metrics.json")
-    assert num_net.saved_before_stopping() == f"{tmp_path / 'metrics.json'} had been saved; nothing else was overwritten"
+    written = num_net.WRITTEN.set([])  # as main() starts each run
+    try:
+        assert num_net.saved_before_stopping() == "nothing was overwritten"
+        num_net.save_json({"a": 1}, tmp_path / "metrics.json")
+        assert num_net.saved_before_stopping() == (f"{tmp_path / 'metrics.json'} had been saved; "
+                                                   "nothing else was overwritten")
+    finally:
+        num_net.WRITTEN.reset(written)
 
 
 # A process that never imports num_net loads a model file the way every Keras user does.
@@ -399,7 +403,7 @@ def test_the_committed_model_loads_in_plain_keras_and_scores_as_evaluate(real_da
         data = tmp_path / "mnist.npz"
     accuracy = plain_keras_accuracy(ROOT / "handwritten.keras", data)
     model = num_net.load_model(ROOT / "handwritten.keras")
-    assert accuracy == num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test)["accuracy"]
+    assert accuracy == num_net.evaluate(model, num_net.normalize(real_dataset.x_test), real_dataset.y_test).accuracy
     assert accuracy >= 0.988
 
 

@@ -7,21 +7,21 @@ import pytest
 from matplotlib.backend_bases import KeyEvent, MouseEvent
 
 import num_net
-from conftest import ROOT, stroke
+from helpers.support import ROOT, stroke
 
 
 def test_a_drawn_one_is_read_as_one(pad):
     stroke(pad, [(140, 40 + 10 * i) for i in range(21)])
     line = pad.out.getvalue().strip()
     assert line.startswith("digit=1 confidence=")
-    assert float(line.split("confidence=")[1]) >= num_net.SURE_JOIN  # a clear stroke reads as surely as a clear digit
+    assert float(line.split("confidence=")[1]) >= num_net.CHOICE.sure_join  # a clear stroke reads as surely as a clear digit
 
 
 def test_a_drawn_zero_is_read_as_zero(pad):
     angles = np.linspace(0, 2 * np.pi, 60)
     stroke(pad, [(140 + 65 * np.sin(a), 140 - 95 * np.cos(a)) for a in angles])
     assert pad.out.getvalue().strip().splitlines()[-1].startswith("digit=0 ")
-    assert pad.answer.get_text() == "0"
+    assert pad.answer_text.get_text() == "0"
     assert max(bar.get_height() for bar in pad.bars) == pytest.approx(pad.bars[0].get_height())
 
 
@@ -31,7 +31,7 @@ def test_clearing_resets_canvas_and_bars(pad):
     pad.fig.canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", pad.fig.canvas, "c"))
     assert pad.ink.max() == 0
     assert all(bar.get_height() == 0 for bar in pad.bars)
-    assert pad.answer.get_text() == "?"
+    assert pad.answer_text.get_text() == "?"
 
 
 def test_strokes_outside_the_canvas_draw_nothing(pad):
@@ -57,15 +57,15 @@ def test_an_unsure_reading_is_shown_as_a_guess_with_its_probability(pad, monkeyp
                               proba=proba[None])
     monkeypatch.setattr(num_net, "read_array", lambda model, gray, name: (reading, {}))
     stroke(pad, [(140, 40), (140, 60)])
-    assert pad.answer.get_text() == "not sure:\n4? 27%" and pad.sure.get_text() == ""
+    assert pad.answer_text.get_text() == "not sure:\n4? 27%" and pad.sure.get_text() == ""
     assert pad.out.getvalue().strip() == "digit=4 confidence=0.272"
 
 
 def test_a_sure_reading_says_how_sure_and_two_digits_say_which_the_bars_are_for(pad):
     stroke(pad, [(60, 60 + 8 * i) for i in range(21)])
-    assert pad.answer.get_text() == "1" and pad.sure.get_text().endswith("% sure")
+    assert pad.answer_text.get_text() == "1" and pad.sure.get_text().endswith("% sure")
     stroke(pad, [(120, 60), (240, 60), (160, 230)])
-    assert pad.answer.get_text() == "17" and pad.bars_for.get_text() == "bars: digit 2 of 2 (7)"
+    assert pad.answer_text.get_text() == "17" and pad.bars_for.get_text() == "bars: digit 2 of 2 (7)"
 
 
 def test_the_predict_window_ends_at_once_on_sigterm_and_ctrl_c(tmp_path):
@@ -78,7 +78,7 @@ def test_the_predict_window_ends_at_once_on_sigterm_and_ctrl_c(tmp_path):
 
     from PIL import Image, ImageDraw
 
-    from conftest import interruptible
+    from helpers.support import interruptible
 
     xvfb = shutil.which("Xvfb")
     if xvfb is None:

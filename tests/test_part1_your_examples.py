@@ -12,7 +12,7 @@ from matplotlib.backend_bases import KeyEvent
 from PIL import Image, ImageDraw
 
 import num_net
-from conftest import MODEL, assert_one_line_error, stroke, synthetic_arrays
+from helpers.support import MODEL, assert_one_line_error, stroke, synthetic_arrays
 
 
 def written(digit: str, size=(120, 160)) -> Image.Image:
@@ -53,10 +53,12 @@ def flat(tmp_path):
 
 
 def test_both_folder_layouts_load(subfolders, flat):
-    images, labels, summary = num_net.load_examples([subfolders])
+    examples = num_net.load_examples([subfolders])
+    images, labels = examples.images, examples.labels
     assert images.shape == (9, 28, 28) and images.dtype == np.uint8
     assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 7, 7, 7]
-    images, labels, summary = num_net.load_examples([flat])
+    examples = num_net.load_examples([flat])
+    labels, summary = examples.labels, examples.describe()
     assert sorted(labels.tolist()) == [0, 0, 1, 1, 7]
     assert summary["examples"] == 5 and summary["per_digit"][1] == 2 and summary["skipped"] == 0
 
@@ -65,7 +67,8 @@ def test_blank_images_and_wrong_digit_counts_are_skipped_by_name(flat, capsys):
     Image.new("L", (100, 100), 255).save(flat / "3_blank.png")
     pair = Image.open(flat / "10_pair.png")
     pair.save(flat / "4_two_digits.png")
-    _, labels, summary = num_net.load_examples([flat])
+    examples = num_net.load_examples([flat])
+    labels, summary = examples.labels, examples.describe()
     warnings = capsys.readouterr().err.strip().splitlines()
     assert summary["skipped"] == 2 and len(labels) == 5
     assert any("3_blank.png" in w and "skipped" in w for w in warnings)
@@ -111,8 +114,7 @@ def test_digit_keys_save_examples_atomically(pad, tmp_path):
     assert len(saved) == 1 and pad.saved[1] == 1 and "1:1" in pad.saved_text.get_text()
     assert pad.ink.max() == 0  # cleared for the next one
     assert not [p for p in (tmp_path / "mine").rglob("*") if p.name.startswith(".")]  # no temporary left
-    images, labels, _ = num_net.load_examples([tmp_path / "mine"])
-    assert labels.tolist() == [1]
+    assert num_net.load_examples([tmp_path / "mine"]).labels.tolist() == [1]
     pad.fig.canvas.callbacks.process("key_press_event", KeyEvent("key_press_event", pad.fig.canvas, "2"))
     assert not (tmp_path / "mine" / "2").exists()  # an empty canvas saves nothing
 

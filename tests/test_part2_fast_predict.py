@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import num_net
-from conftest import MODEL, ROOT, assert_one_line_error, drawn_digit, synthetic_arrays
+from helpers.support import MODEL, ROOT, assert_one_line_error, drawn_digit, synthetic_arrays
 
 
 def test_the_committed_model_is_read_with_numpy():

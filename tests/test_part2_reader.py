@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 import num_net
-import pages  # the page renderer beside this file
-from conftest import MODEL, drawn_digit
+from helpers import pages
+from helpers.support import MODEL, drawn_digit
 
 
 # ---------------------------------------------------------------- preprocessing, no TensorFlow
@@ -50,82 +50,13 @@ def test_uneven_lighting_is_removed():
     np.testing.assert_allclose(num_net.preprocess(shaded)[0], num_net.preprocess(page)[0], atol=80)
 
 
-@pytest.mark.parametrize("shape", [(200, 200), (37, 91), (5, 300), (1, 1)])
-def test_running_minimum_and_maximum_are_scipys(shape):
-    from scipy import ndimage as ndi
-
-    rng = np.random.default_rng(sum(shape))
-    page = rng.random(shape).astype(np.float32)
-    for size in (1, 2, 3, 5, 8, 80, 81, 299, 400):  # even, odd, and longer than the page
-        np.testing.assert_array_equal(num_net._closing(page, size), ndi.grey_closing(page, size=size))
-        np.testing.assert_array_equal(num_net._opening(page, size), ndi.grey_opening(page, size=size))
-        np.testing.assert_array_equal(num_net._opening(page > 0.6, size), ndi.grey_opening(page > 0.6, size=size))
-        for axis in (0, 1):
-            np.testing.assert_array_equal(num_net._running(page > 0.4, size, axis, np.maximum),
-                                          ndi.maximum_filter1d(page > 0.4, size, axis=axis))
-            np.testing.assert_array_equal(num_net._running(page, size, axis, np.minimum),
-                                          ndi.minimum_filter1d(page, size, axis=axis))
-            line = np.ones((size, 1) if axis == 0 else (1, size), bool)
-            np.testing.assert_array_equal(num_net._closed_along(page > 0.6, size, axis),
-                                          ndi.binary_closing(page > 0.6, line))
-
-
-def test_mean_stroke_width_counts_the_pixels_with_an_open_side_as_scipy_erodes():
-    from scipy import ndimage as ndi
-
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        mask = rng.random(tuple(rng.integers(1, 30, 2))) > rng.random()
-        area, inside = mask.sum(), ndi.binary_erosion(mask).sum()
-        assert num_net.mean_stroke_width(mask) == float(2 * area / max(area - inside, 1))
-    assert num_net.mean_stroke_width(np.ones((10, 4), bool)) == 2 * 40 / (40 - 8 * 2)
-
-
-def test_median_percentile_and_centre_of_mass_are_numpys_and_scipys():
-    from scipy import ndimage as ndi
-
-    rng = np.random.default_rng(0)
-    for n in range(300):
-        values = rng.random(int(rng.integers(1, 900)), dtype=np.float32)
-        if n % 3 == 0:
-            values = np.round(values * 5) / 5  # ties, as saturated ink gives
-        for q in (num_net.SOLID_INK, 0, 50, 99.9, 100):
-            assert num_net.percentile(values, q) == np.percentile(values, q)
-        assert num_net.median(values) == np.median(values) and num_net.median(values).dtype == np.float32
-        heights = rng.integers(0, 300, int(rng.integers(1, 9))).tolist()  # a line's digit heights
-        assert float(num_net.median(heights)) == float(np.median(heights))
-        patch = rng.random(tuple(rng.integers(1, 21, 2)), dtype=np.float32) * (rng.random() > 0.1)
-        if patch.sum() > 0:
-            assert num_net.centre_of_mass(patch) == ndi.center_of_mass(patch)
-
-
-def test_labelled_pixels_are_np_isins():
-    labels = np.random.default_rng(0).integers(0, 6, (30, 40))
-    for ids in ([], [3], frozenset([3]), [1, 4], {0, 2, 5}):
-        np.testing.assert_array_equal(num_net.labelled(labels, ids), np.isin(labels, list(ids)))
-
-
-def test_squared_axes_of_a_bar_are_its_sides_variances():
-    bar = np.zeros((40, 50), bool)
-    bar[5:8, 10:40] = True  # 3 pixels thick, 30 long, lying flat
-    np.testing.assert_allclose(num_net.squared_axes(bar), [(3**2 - 1) / 12, (30**2 - 1) / 12])
-    np.testing.assert_allclose(num_net.squared_axes(bar.T), [(3**2 - 1) / 12, (30**2 - 1) / 12])
-    slash = np.eye(30, dtype=bool)  # leaning 45 degrees: all its length on one axis
-    np.testing.assert_allclose(num_net.squared_axes(slash), [0, 2 * (30**2 - 1) / 12], atol=1e-9)
-    rng = np.random.default_rng(0)
-    for _ in range(200):  # the covariance np.cov takes
-        mask = rng.random(tuple(rng.integers(2, 60, 2))) > rng.random()
-        if mask.sum() >= 2:
-            assert np.array_equal(num_net.squared_axes(mask), np.linalg.eigvalsh(np.cov(np.nonzero(mask), bias=True)))
-
-
 def test_a_second_look_takes_a_lamps_spot_and_dark_corners_for_paper():
     rows, cols = np.mgrid[0:300, 0:450] / np.float32(450)
     spot = 0.15 * np.exp(-((rows - 0.3) ** 2 + (cols - 0.5) ** 2) / (2 * 0.08**2))
     corners = 0.5 * ((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2) / 0.5
     page = np.clip(0.85 * (1 + spot - corners), 0, 1).astype(np.float32)  # blank paper, unevenly lit
-    second = num_net.Look(num_net.NARROW_WINDOW, curved_light=True)
-    assert num_net.ink_map(page, second)[0].max() < num_net.MIN_CONTRAST / 2
+    second = num_net.Look(num_net.CHOICE.narrow_window, curved_light=True)
+    assert num_net.ink_map(page, second)[0].max() < num_net.INK.min_contrast / 2
     assert num_net.find_digits(page, second) == []
     drawn = np.minimum(page, drawn_digit(size=(450, 300)))  # and a digit drawn on it is still found
     assert len(num_net.find_digits(drawn, second)) == 1
@@ -217,8 +148,8 @@ def test_touching_digits_a_little_wider_than_tall_are_read_apart(first, gap, num
     assert 1.1 <= ink.shape[1] / ink.shape[0] <= 1.2  # too narrow for the rule that cuts wide blobs
     page = np.zeros((ink.shape[0] + 80, ink.shape[1] + 80), np.float32)
     page[40:-40, 40:-40] = ink
-    reading = num_net.predicted(model, [num_net.read_page(1 - 0.85 * page, "pair")])[0]
-    assert num_net.answer(reading)["number"] == number == f"{y[first]}{y[first + 1]}"
+    reading = num_net.surest_readings(model, [num_net.read_page(1 - 0.85 * page, "pair")])[0]
+    assert num_net.json_answer(reading)["number"] == number == f"{y[first]}{y[first + 1]}"
 
 
 def test_slanted_digits_touching_are_cut_along_their_slant():
@@ -502,7 +433,7 @@ def test_an_unsure_page_is_read_again_narrower_and_the_surer_reading_kept(mnist_
     reader = num_net.load_reader(MODEL)
     first = num_net.chosen_readings(reader, [num_net.read_digits(path) for path, _ in written])
     assert any(num_net.unsure(reading) for reading in first)  # vignettes and light patches are taken for ink
-    final = num_net.predicted(reader, [num_net.read_digits(path) for path, _ in written])
+    final = num_net.surest_readings(reader, [num_net.read_digits(path) for path, _ in written])
     assert all(num_net.sureness(b) >= num_net.sureness(a) for a, b in zip(first, final))
     assert sum(num_net.sureness(b) > num_net.sureness(a) for a, b in zip(first, final)) >= 2
 
