@@ -34,7 +34,8 @@ PART 1: THE TRAINING SCRIPT
                               fit_digit (a cropped digit -> MNIST's 28x28), read_proba (with tilts)
     Fast kernels              running minimum and maximum, tilts: each equals a library call, measured
 PART 2: READING YOUR HANDWRITING
-    A page in, its digits out find_digits, the entry point: a page -> lines of 28x28 digits; read_page
+    A page in, its digits out
+                              find_digits, the entry point: a page -> lines of 28x28 digits; read_page
     Images in                 files and uploads decoded safely, to grayscale
     Paper and ink             the paper estimated and taken away; where the ink is
     Rules and lines across the page
@@ -191,6 +192,8 @@ class TrainConfig:
     thinner: float = 0.15  # fraction of images with thinner strokes
     non_digits: float = NOT_DIGIT_SHARE  # non-digits added, as a share of the training images
     styles: float = STYLE_SHARE  # digits drawn in the styles MNIST lacks (WORLD_STYLES), as a share of them
+
+
 # The batch size a run of at least this many epochs takes when none is given, longest runs first.
 BATCH_LADDER = ((20, 512), (8, 256), (3, 64), (1, 32))
 
@@ -231,6 +234,7 @@ class Dataset:
     def describe(self) -> str:
         kind = "MNIST (verified by content hash)" if self.canonical else "custom data"
         return f"{kind}: {len(self.x_train):,} train / {len(self.x_test):,} test images from {self.source}"
+
 
 #: A network to read with: NumNet's own, as NumPy arrays (load_reader: no TensorFlow), or any Keras model.
 Network: TypeAlias = "NumPyNetwork | keras.Model"
@@ -703,6 +707,8 @@ def _letters(rng: np.random.Generator, fonts: list, count: int) -> np.ndarray:
     text = "".join(rng.choice(list(LETTERS), count))
     draw.text((6, 4), text, fill=255, font=fonts[rng.integers(len(fonts))])
     return np.asarray(img)
+
+
 # Capital letters as a pen draws them, stroke by stroke, in a unit box (x right, y down).
 PEN_LETTERS = types.MappingProxyType({
     "A": [[(0, 1), (0.5, 0), (1, 1)], [(0.2, 0.6), (0.8, 0.6)]],
@@ -839,11 +845,13 @@ def _looped_two(rng: np.random.Generator) -> list:
     loop = rng.uniform(0.08, 0.14)
     return [[*_arc(0.5, 0.28, 0.45, 0.28, 0.55, 1.05, 10), (0.2, 0.9), (0.2 - loop, 1.0 - loop),
              (0.15, 0.85), (0.3, 1.0), (1.0, 1.0)]]
+
+
 # Digits in the styles MNIST (US Census staff and high-school students) barely has, as pen strokes
 # in a unit box (x right, y down); each label's function says which hands write it so.
-WORLD_STYLES = types.MappingProxyType({"continental_one": (1, _continental_one), "footed_one": (1, _footed_one),
-                "crossed_seven": (7, _crossed_seven), "closed_four": (4, _closed_four),
-                "straight_nine": (9, _straight_nine), "looped_two": (2, _looped_two)})
+WORLD_STYLES = types.MappingProxyType({
+    "continental_one": (1, _continental_one), "footed_one": (1, _footed_one), "crossed_seven": (7, _crossed_seven),
+    "closed_four": (4, _closed_four), "straight_nine": (9, _straight_nine), "looped_two": (2, _looped_two)})
 
 
 def style_digits(count: int, seed: int) -> LabelledImages:
@@ -2236,6 +2244,8 @@ class Look:
 
     window: float = INK.paper_window
     curved_light: bool = False
+
+
 FIRST_LOOK = Look()
 
 
@@ -2536,8 +2546,8 @@ def is_clutter(blob: Blob, labels: np.ndarray, height: float, others: list[Blob]
         return True
     if blob.straight and (blob.width > BLOBS.straight_wide * height or blob.height > BLOBS.straight_tall * height):
         return True
-    return blob.height > BLOBS.frame_tall * height and any(encloses(blob, other) and other.height >= BLOBS.framed * height
-                                                     for other in others)
+    return blob.height > BLOBS.frame_tall * height and any(
+        encloses(blob, other) and other.height >= BLOBS.framed * height for other in others)
 
 
 def encloses(outer: Blob, inner: Blob) -> bool:
@@ -3777,7 +3787,7 @@ class NumNetHandler(BaseHTTPRequestHandler):
         host = self.headers.get("Host")
         if host is not None and not self.server.answers_to(host):
             self.send_json(421, {"error": f"this server answers to its own names and addresses, not "
-                                            f"{one_line(host)[:100]!r}"})
+                                          f"{one_line(host)[:100]!r}"})
             return True
         origin, site = self.headers.get("Origin"), self.headers.get("Sec-Fetch-Site", "same-origin")
         if posting and ((origin is not None and origin.lower() != f"http://{host or ''}".lower())
@@ -3901,6 +3911,8 @@ def lan_address() -> str | None:
     except OSError:
         return None
     return next((a for a in sorted(addresses) if not a.startswith("127.")), None)
+
+
 SERVE_PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -4153,6 +4165,8 @@ def frame_drawing(gray: np.ndarray) -> np.ndarray | None:
         return None
     crop = ink_crop(mask)
     return fit_digit(ink[crop], mask[crop])
+
+
 EXPORT_PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -4565,5 +4579,7 @@ def port_number(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text}")
     return value
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
