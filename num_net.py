@@ -3920,7 +3920,8 @@ SERVE_PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>NumNet</title>
 <style>
-  body { font: 16px system-ui, sans-serif; margin: 0 auto; max-width: 720px; padding: 12px; color: #111; background: #fff; }
+  body { font: 16px system-ui, sans-serif; margin: 0 auto; max-width: 720px; padding: 12px;
+         color: #111; background: #fff; }
   h1 { font-size: 1.3em; margin: .2em 0; }
   h2 { font-size: 1.05em; margin: 1em 0 .4em; }
   #pad { width: min(92vw, 340px); height: min(92vw, 340px); border: 2px solid #333; border-radius: 6px;
@@ -3982,7 +3983,9 @@ function showAnswer(text, sure, unsure) {
 
 // ---- the ten bars, for one digit of what was read
 for (let d = 0; d < 10; d++) {
-  const bar = document.createElement("div"); bar.innerHTML = "<span>" + d + "</span>"; $("bars").appendChild(bar);
+  const bar = document.createElement("div");
+  bar.innerHTML = "<span>" + d + "</span>";
+  $("bars").appendChild(bar);
 }
 function showBars(proba, caption) {
   const top = proba ? proba.indexOf(Math.max(...proba)) : -1;
@@ -3998,11 +4001,17 @@ function inputs(el, urls) {
 // ---- a digit chooser for saving examples: what was read, until the user picks another
 function chooser(select) {
   select.innerHTML = "<option value=''>pick a digit</option>";
-  for (let d = 0; d < 10; d++) { const o = document.createElement("option"); o.textContent = d; select.appendChild(o); }
+  for (let d = 0; d < 10; d++) {
+    const o = document.createElement("option");
+    o.textContent = d;
+    select.appendChild(o);
+  }
   select.addEventListener("change", () => { select.dataset.picked = "1"; });
   return select;
 }
-function suggest(select, digit) { if (!select.dataset.picked) select.value = digit === null ? "" : String(digit); }
+function suggest(select, digit) {  // the digit read, unless the user has picked one
+  if (!select.dataset.picked) select.value = digit === null ? "" : String(digit);
+}
 const digitChoice = chooser($("digit"));
 
 // ---- drawing
@@ -4022,7 +4031,9 @@ pad.addEventListener("pointerdown", e => {
   drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e); e.preventDefault();
 });
 pad.addEventListener("pointermove", e => { if (drawing) { stroke(e); e.preventDefault(); } });
-["pointerup", "pointercancel"].forEach(t => pad.addEventListener(t, () => { if (drawing) { drawing = false; read(); } }));
+["pointerup", "pointercancel"].forEach(t => pad.addEventListener(t, () => {
+  if (drawing) { drawing = false; read(); }
+}));
 
 async function post(url, blob) {
   const r = await fetch(url, {method: "POST", body: blob});
@@ -4065,8 +4076,12 @@ async function saveExample(blob, select, where) {
   const d = select.value;
   if (d === "") { where.innerHTML = "<span class=err>pick the digit it is first</span>"; return false; }
   const [status, body] = await post("/api/examples?digit=" + d, blob);
-  if (status === 200) { where.textContent = "saved " + body.saved + "; examples per digit: " + countText(body.counts); }
-  else { where.innerHTML = "<span class=err></span>"; where.firstChild.textContent = body.error; }
+  if (status === 200) {
+    where.textContent = "saved " + body.saved + "; examples per digit: " + countText(body.counts);
+  } else {
+    where.innerHTML = "<span class=err></span>";
+    where.firstChild.textContent = body.error;
+  }
   return status === 200;
 }
 $("clear").onclick = () => { blank(); delete digitChoice.dataset.picked; read(); };
@@ -4075,15 +4090,25 @@ $("save").onclick = async () => {
     blank(); delete digitChoice.dataset.picked; read();
   }
 };
-fetch("/api/examples").then(r => r.json()).then(b => { $("counts").textContent = "examples per digit: " + countText(b.counts); });
+fetch("/api/examples").then(r => r.json()).then(b => {
+  $("counts").textContent = "examples per digit: " + countText(b.counts);
+});
 
 // ---- photos: each in a card with its boxes, its digits and, for one digit, a save button
 $("photo").addEventListener("change", async e => {
   for (const file of e.target.files) {
-    const card = document.createElement("div"); card.className = "card"; $("photos").prepend(card);
-    const title = document.createElement("div"); title.textContent = file.name + ": reading..."; card.appendChild(title);
+    const card = document.createElement("div");
+    card.className = "card";
+    $("photos").prepend(card);
+    const title = document.createElement("div");
+    title.textContent = file.name + ": reading...";
+    card.appendChild(title);
     const [status, body] = await post("/api/predict", file);
-    if (status !== 200) { title.textContent = file.name + ": " + body.error; title.className = "err result"; continue; }
+    if (status !== 200) {
+      title.textContent = file.name + ": " + body.error;
+      title.className = "err result";
+      continue;
+    }
     const answers = body.digits || [body];
     title.className = "result"; title.dataset.number = body.number !== undefined ? body.number : body.digit;
     title.textContent = file.name + ": " + (body.digits ? "number " : "") + answerText(body)
@@ -4098,9 +4123,15 @@ $("photo").addEventListener("change", async e => {
       c.strokeStyle = c.fillStyle = "#d22"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]);
       c.fillText(answers[k].digit, b[2], Math.max(12 * w, b[0] - 2));
     });
-    (body.ignored_boxes || []).forEach(b => { c.strokeStyle = "#999"; c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]); });
+    (body.ignored_boxes || []).forEach(b => {
+      c.strokeStyle = "#999";
+      c.strokeRect(b[2], b[0], b[3] - b[2], b[1] - b[0]);
+    });
     card.appendChild(canvas);
-    const seen = document.createElement("div"); seen.className = "inputs"; card.appendChild(seen); inputs(seen, body.inputs);
+    const seen = document.createElement("div");
+    seen.className = "inputs";
+    card.appendChild(seen);
+    inputs(seen, body.inputs);
     if (body.boxes.length === 1) {
       const row = document.createElement("div"), label = document.createElement("label");
       const select = chooser(document.createElement("select")); suggest(select, body.digit);
