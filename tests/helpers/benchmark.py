@@ -5,6 +5,7 @@
     python tests/helpers/benchmark.py --photo             # time preprocessing one 12-megapixel phone photo
     python tests/helpers/benchmark.py --serve             # 20 clients send serve 500 photos and drawings
     python tests/helpers/benchmark.py --folder DIR        # predict a folder: images/s, and where a page's time goes
+    python tests/helpers/benchmark.py --kernels           # each fast kernel's share of its stage's time
 
 Runs each command as its own process, one after another in this one session (the machine is
 shared and noisy: compare the ratios, not the absolute seconds), and prints a Markdown table:
@@ -175,6 +176,109 @@ def folder_speed(folder: Path, runs: int = 3) -> str:
             f"every page needs, is {every_page:.2f} ms: {cores} cores read at most {1000 * cores / every_page:.0f} images/s")
 
 
+# Each fast kernel of num_net.py, the library call it stands for, and the find_digits stages it serves.
+KERNELS = {
+    "_running": ("scipy.ndimage.minimum_filter1d / maximum_filter1d", ("remove_page_rules",)),
+    "_closing": ("scipy.ndimage.grey_closing", ("ink_map",)),
+    "_square_running": ("scipy.ndimage.minimum_filter / maximum_filter", ("ink_map", "away_from_edges")),
+    "_opening": ("scipy.ndimage.grey_opening", ("ink_map",)),
+}
+
+
+def kernel_gains(data: str, handwriting: Path) -> str:
+    """Each fast kernel's share of its stage's time: the stage timed with the kernel, then with the
+    library call in its place, over 8 pages of each generated case and samples of the real folders
+    (and, for the opening, the same pages inverted: light ink on a dark board); best of 3."""
+    import random
+
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    sys.path.insert(0, str(ROOT / "tests" / "helpers"))
+    sys.path.insert(0, str(ROOT))
+    import num_net
+    import pages
+
+    library = {
+        "_running": lambda a, size, axis, op, origin=0, fill=None: (
+            ndi.maximum_filter1d if op is np.maximum else ndi.minimum_filter1d)(
+            a, size, axis=axis, origin=origin, **({} if fill is None else {"mode": "constant", "cval": fill})),
+        "_closing": lambda image, size: ndi.grey_closing(image, size=size),
+        "_square_running": lambda image, size, op, origin=0: (
+            ndi.maximum_filter if op is np.maximum else ndi.minimum_filter)(image, size=size, origin=origin),
+        "_opening": lambda image, size: ndi.grey_opening(image, size=size),
+    }
+    with np.load(data, allow_pickle=False) as npz:
+        x, y = npz["x_test"], npz["y_test"]
+    pick = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [path for name in pages.CASES for path, _ in pages.write_case(name, x, y, Path(tmp) / name, 8)]
+        for folder, count in (("usps", 40), ("registers", 40), ("photos", 20), ("ru_gridscan", 40)):
+            found = sorted((handwriting / folder).iterdir())
+            files += found[:count] if folder == "photos" else pick.sample(found, count)
+        grays = [num_net.load_image(path) for path in files]
+    inverted = [1 - gray for gray in grays]
+    light = [gray for gray in inverted if num_net.light_ink(gray, max(3, round(0.4 * max(gray.shape))))]
+
+    def stage_ms(stage: str, gray_pages: list) -> float:
+        spent = [0.0]
+        original = getattr(num_net, stage)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+        setattr(num_net, stage, timed)
+        try:
+            best = float("inf")
+            for _ in range(3):
+                spent[0] = 0.0
+                for gray in gray_pages:
+                    num_net.find_digits(gray)
+                best = min(best, spent[0])
+        finally:
+            setattr(num_net, stage, original)
+        return 1000 * best / len(gray_pages)
+
+    rows = [f"{len(grays)} pages ({len(light)} of them read as light ink once inverted); ms a page, kernel / library:",
+            "| kernel | library call | stage | kernel | library | saved |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    for kernel, (call, stages) in KERNELS.items():
+        for stage in stages:
+            for gray_pages, which in ((grays, ""), (light, ", light ink")) if kernel == "_opening" else ((grays, ""),):
+                mine = stage_ms(stage, gray_pages)
+                original = getattr(num_net, kernel)
+                setattr(num_net, kernel, library[kernel])
+                try:
+                    theirs = stage_ms(stage, gray_pages)
+                finally:
+                    setattr(num_net, kernel, original)
+                rows.append(f"| `{kernel}` | `{call}` | `{stage}`{which} | {mine:.2f} | {theirs:.2f} | "
+                            f"{(theirs - mine) / theirs:.0%} |")
+    digits = (np.random.default_rng(0).random((1000, 28, 28)) * 255).astype(np.uint8)
+    model = num_net.load_reader(ROOT / "handwritten.keras")
+    start = time.perf_counter()
+    for _ in range(3):
+        num_net.read_proba(model, digits)
+    with_taps = (time.perf_counter() - start) / 3
+    start = time.perf_counter()
+    for angle in (num_net.TTA_TILT, -num_net.TTA_TILT):
+        for digit in digits:
+            ndi.rotate(digit.astype(np.float32), angle, reshape=False, order=1, prefilter=False)
+    rotated = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(3):
+        for angle in (num_net.TTA_TILT, -num_net.TTA_TILT):
+            taps, weights = num_net.tilt_taps(angle)
+            np.einsum("njk,jk->nj", digits.reshape(1000, -1)[:, taps].astype(np.float32), weights)
+    taps_time = (time.perf_counter() - start) / 3
+    rows.append(f"| `tilt_taps` | `scipy.ndimage.rotate(order=1)` per digit | `read_proba`, 1,000 digits | "
+                f"{1000 * with_taps:.1f} | {1000 * (with_taps - taps_time + rotated):.1f} | "
+                f"{(rotated - taps_time) / (with_taps - taps_time + rotated):.0%} |")
+    return "\n".join(rows)
+
+
 def serve_load(data: str, clients: int = 20, total: int = 500) -> str:
     """`serve` under load: `clients` threads send `total` real-looking photos (tests/helpers/pages.py) and
     canvas drawings of MNIST test digits, each one `predict` reads right; every answer must match,
@@ -248,6 +352,9 @@ def main() -> int:
     parser.add_argument("--photo", action="store_true", help="only time preprocessing a 12-megapixel photo")
     parser.add_argument("--serve", action="store_true", help="only load `serve`: 20 clients, 500 photos and drawings")
     parser.add_argument("--folder", type=Path, help="only time `predict` on this folder, and its stages on one core")
+    parser.add_argument("--kernels", action="store_true", help="only measure each fast kernel's share of its stage")
+    parser.add_argument("--handwriting", type=Path, default=Path(os.environ.get("NUMNET_HANDWRITING",
+                                                                               "../shared/handwriting")))
     parser.add_argument("--data", default=os.environ.get("NUMNET_DATA", "../shared/mnist/mnist.npz"))
     parser.add_argument("--recipe", type=Path, default=ROOT.parent / "shared" / "bench" / "seed_recipe.py")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -264,6 +371,9 @@ def main() -> int:
         return 0
     if args.folder:
         print(folder_speed(args.folder))
+        return 0
+    if args.kernels:
+        print(kernel_gains(args.data, args.handwriting))
         return 0
     rows = [tutorial(args.recipe, args.data, "one", 10), tutorial(args.recipe, args.data, "two", 3)]
     rows += [numnet(args.data, seed) for seed in args.seeds]
