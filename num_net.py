@@ -675,15 +675,19 @@ def non_digits(count: int, digits: np.ndarray, seed: int, held_out: bool = False
     makers = (lambda rng: _letters(rng, fonts, 1) if rng.integers(2) else _pen_letter(rng),
               lambda rng: _letters(rng, fonts, int(rng.integers(2, 5))),
               _scribble, lambda rng: _digit_piece(rng, digits), lambda rng: _digit_pair(rng, digits), _page_mark)
-    rng = np.random.default_rng([seed % 2**32, int(held_out)])
-    images, kinds = [], []
+    return _made(count, makers, range(len(makers)), np.random.default_rng([seed % 2**32, int(held_out)]))
+
+
+def _made(count: int, makers: Sequence, labels: Sequence[int], rng: np.random.Generator) -> LabelledImages:
+    """`count` images made by `makers` in turn, each made again until there is enough ink to frame
+    it, framed as predict frames a blob; each labelled with its maker's label."""
+    images = []
     for n in range(count):
-        kind = n % len(makers)
-        while (framed := _framed(makers[kind](rng))) is None:
+        while (framed := _framed(makers[n % len(makers)](rng))) is None:
             pass
         images.append(framed)
-        kinds.append(kind)
-    return LabelledImages(np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(kinds, np.int64))
+    return LabelledImages(np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE),
+                          np.array([labels[n % len(labels)] for n in range(count)], np.int64))
 
 
 def _framed(ink: np.ndarray | None) -> np.ndarray | None:
@@ -857,16 +861,10 @@ WORLD_STYLES = types.MappingProxyType({
 def style_digits(count: int, seed: int) -> LabelledImages:
     """`count` 28x28 uint8 digits in WORLD_STYLES, an equal share of each, drawn with a jittered pen
     at a random width, slant and stroke, then framed as predict frames a blob; and their labels."""
+    makers = [lambda rng, strokes=strokes: _pen_digit(rng, strokes(rng)) for _, strokes in WORLD_STYLES.values()]
+    labels = [label for label, _ in WORLD_STYLES.values()]
     rng = np.random.default_rng([seed % 2**32, 2])  # its own stream: the non-digits' are 0 and 1
-    styles = list(WORLD_STYLES.values())
-    images, labels = [], []
-    for n in range(count):
-        label, strokes = styles[n % len(styles)]
-        while (framed := _framed(_pen_digit(rng, strokes(rng)))) is None:
-            pass
-        images.append(framed)
-        labels.append(label)
-    return LabelledImages(np.array(images, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE), np.array(labels, np.int64))
+    return _made(count, makers, labels, rng)
 
 
 def _pen_digit(rng: np.random.Generator, strokes: list) -> np.ndarray:
@@ -1576,7 +1574,7 @@ def describe_extra(extra: dict) -> str:
             f"{extra['repeats_per_epoch']}x per epoch; {extra['skipped']} files skipped")
 
 
-def cmd_evaluate(run: RunConfig, images: Sequence[Path] = (), scorer: FolderScorer | None = None) -> int:
+def cmd_evaluate(run: RunConfig, images: Sequence[Path], scorer: FolderScorer) -> int:
     """Score a saved model on MNIST's test set, and on labelled folders of your images, each read
     by `scorer`: the reader's score_folder (part 2), handed in by the command line."""
     model = load_model(run.model)
@@ -1591,7 +1589,7 @@ def cmd_evaluate(run: RunConfig, images: Sequence[Path] = (), scorer: FolderScor
         print(format_report(test["per_class"], np.array(test["confusion_matrix"])), end="\n\n")
         print(f"test accuracy {test['test_accuracy']:.2%} (loss {test['test_loss']:.4f}) on {len(ds.x_test):,} images")
     images = list(dict.fromkeys(images))  # a folder given twice is scored once
-    if images and scorer is not None:
+    if images:
         metrics["folders"] = {str(folder): scorer(model, folder, run.out_dir, figure)
                               for folder, figure in zip(images, mistakes_figures(images))}
         for folder, score in metrics["folders"].items():
@@ -2126,19 +2124,20 @@ def load_image(path: Path) -> np.ndarray:
     if not path.is_file():  # a pipe or a device would block or never end: only regular files are read
         raise UserError(f"{path}: not a regular file (a folder, a pipe or a device?)" if path.exists()
                         else f"{path}: no such file")
-    return decoded(path, str(path), max_pixels=DECODE_PIXELS)
+    return decoded(path, str(path), max_pixels=DECODE_PIXELS)[0]
 
 
-def decoded(source, name: str, max_pixels: int = DECODE_PIXELS) -> np.ndarray:
+def decoded(source, name: str, max_pixels: int = DECODE_PIXELS) -> tuple[np.ndarray, int]:
     """An image file or file-like object -> grayscale floats in [0, 1] (1 = white), at most
-    WORK_SIDE pixels a side. JPEGs decode at reduced size; an image that would still decode to
-    more than `max_pixels` is refused before it is decoded."""
+    WORK_SIDE pixels a side, and the longer side of the image as stored. JPEGs decode at reduced
+    size; an image that would still decode to more than `max_pixels` is refused before it is decoded."""
     with opened_image(source, name) as img:
+        side = max(img.size)
         img.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG decodes at reduced size: fast, bounded memory
         if img.width * img.height > max_pixels:
             raise UserError(f"{name}: image is too large to open safely ({img.width}x{img.height} pixels; "
                             f"the limit is {max_pixels / 1e6:.0f} megapixels)")
-        return _working_gray(img)
+        return _working_gray(img), side
 
 
 @contextlib.contextmanager
@@ -3370,7 +3369,7 @@ def show_image(image, title: str) -> None:
 
 
 def cmd_draw(run: RunConfig, save_dir: Path = DEFAULT_SAVE_DIR) -> int:
-    check_save_dir(save_dir)  # before the window opens: a digit key would fail there unseen
+    check_writable_folder(save_dir, "examples")  # before the window opens: a digit key would fail there unseen
     if not display_available():  # checked before the model load: it takes no time
         raise UserError("draw needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
                         "use `predict` on an image file, or `serve` and a browser, instead")
@@ -3576,16 +3575,6 @@ class DrawPad:
         self.clear()
 
 
-def check_save_dir(folder: Path) -> None:
-    """Refuse a --save-dir that is a file, lies under a file, or cannot be written, without
-    creating it: draw makes it with the first example saved."""
-    existing = nearest_existing(folder)
-    if existing.exists() and not existing.is_dir():
-        raise UserError(f"{folder}: cannot save examples there: {existing} is a file, not a folder")
-    if existing.exists() and not os.access(existing, os.W_OK):
-        raise UserError(f"{folder}: cannot save examples there: {existing} is not writable")
-
-
 ####################################################################################################
 # Serve ############################################################################################
 ####################################################################################################
@@ -3598,7 +3587,7 @@ SERVE_WORKERS = 2  # images decoded and read at once, by this many long-lived th
 
 
 def cmd_serve(run: RunConfig, host: str, port: int, save_dir: Path) -> int:
-    check_save_dir(save_dir)
+    check_writable_folder(save_dir, "examples")
     model = load_reader(run.model, numpy_only=True)
     try:
         server = make_server(model, host, port, save_dir)
@@ -3801,34 +3790,36 @@ class NumNetHandler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None or not (length.isascii() and length.strip().isdigit() and len(length) <= 12):
             raise RequestError(411 if length is None else 400, "send the image as the body, with its Content-Length")
-        if int(length) > SERVE_BODY_LIMIT:
-            raise RequestError(413, f"upload of {int(length):,} bytes refused: the limit is {SERVE_BODY_LIMIT // 2**20} MB")
-        data = self.rfile.read(int(length))
-        if len(data) < int(length):
+        size = int(length)
+        if size > SERVE_BODY_LIMIT:
+            raise RequestError(413, f"upload of {size:,} bytes refused: the limit is {SERVE_BODY_LIMIT // 2**20} MB")
+        data = self.rfile.read(size)
+        if len(data) < size:
             raise ConnectionError("the client sent less than its Content-Length")
         self.server.deadlines.done(self.connection)  # all of it is in: what is left is NumNet's work
         return data
 
-    def gray(self, data: bytes) -> np.ndarray:
+    def gray(self, data: bytes) -> tuple[np.ndarray, float]:
+        """The upload decoded, and how many of its pixels one working pixel is (large photos are shrunk)."""
         try:
-            return decoded(io.BytesIO(data), "upload", max_pixels=SERVE_PIXELS)
+            gray, side = decoded(io.BytesIO(data), "upload", max_pixels=SERVE_PIXELS)
         except UserError as exc:
             raise RequestError(415 if isinstance(exc, UnreadableImage) else 400, str(exc)) from exc
+        return gray, side / max(gray.shape)
 
-    def read(self, data: bytes) -> tuple[np.ndarray, tuple[Reading, dict]]:
-        gray = self.gray(data)
-        return gray, read_array(self.server.model, gray, "upload")
+    def read(self, data: bytes) -> tuple[float, Reading, dict]:
+        gray, zoom = self.gray(data)
+        return zoom, *read_array(self.server.model, gray, "upload")
 
     def count_digits(self, data: bytes) -> tuple[np.ndarray, int]:
-        gray = self.gray(data)
+        gray, _ = self.gray(data)
         return gray, digits_in_example(gray)
 
     def predict(self, data: bytes) -> dict:
         """predict's answer for one image, with the boxes (in the image's pixels) and the inputs."""
-        gray, (reading, result) = self.server.workers.submit(self.read, data).result()
+        zoom, reading, result = self.server.workers.submit(self.read, data).result()
         if "error" in result:
             raise RequestError(422, result["error"], {k: v for k, v in result.items() if k == "not_a_digit"})
-        zoom = upload_scale(data, gray)
         digits = reading.digits
         kept = reading.kept
         boxes = [[round(v * zoom) for v in digit.box] for digit, ok in zip(digits, kept) if ok]
@@ -3888,12 +3879,6 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str, extra: dict | None = None):
         super().__init__(one_line(message))
         self.status, self.extra = status, extra or {}
-
-
-def upload_scale(data: bytes, gray: np.ndarray) -> float:
-    """How many of the uploaded image's pixels one working pixel is (large photos are shrunk)."""
-    with opened_image(io.BytesIO(data), "upload") as img:
-        return max(img.size) / max(gray.shape)
 
 
 def png_data_url(image: np.ndarray) -> str:
@@ -4175,14 +4160,11 @@ def export_page(model_path: Path, folder: Path) -> list[Path]:
                        for w in pair)
     page = (EXPORT_PAGE.replace("__SHAPES__", json.dumps(shapes)).replace("__SURE__", str(SURE_ANSWER))
             .replace("__NOT_A_DIGIT__", str(NOT_A_DIGIT)).replace("__INK__", str(CANVAS_INK)))
-    written = []
-    with atomic_path(folder / "weights.bin") as tmp:
-        tmp.write_bytes(weights)
-    written.append(folder / "weights.bin")
-    with atomic_path(folder / "index.html") as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    written.append(folder / "index.html")
-    return written
+    files = {"weights.bin": weights, "index.html": page.encode("utf-8")}
+    for name, data in files.items():
+        with atomic_path(folder / name) as tmp:
+            tmp.write_bytes(data)
+    return [folder / name for name in files]
 
 
 def frame_drawing(gray: np.ndarray) -> np.ndarray | None:
