@@ -145,7 +145,7 @@ FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-st
 NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images
 NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
 NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
-STYLE_SHARE = 0.06  # digits in the world's styles added to training, as a share of the training images (docs/training.md)
+STYLE_SHARE = 0.07  # digits in the world's styles added to training, as a share of the training images (docs/training.md)
 NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a digit's (Hendrycks et al.)
 NOT_DIGIT_CHECK = 600  # held-out non-digits made to measure the threshold by (100 of each kind)
 NOT_A_DIGIT = 0.25  # a blob whose likeliest digit is less probable than this is not a digit (README: how chosen)
@@ -826,16 +826,28 @@ def _footed_one(rng: np.random.Generator) -> list:
     return [*_continental_one(rng), [(0.35, 1.0), (1.0, 1.0)]]
 
 
+def _cursive_one(rng: np.random.Generator) -> list:
+    """A 1 begun with a long up-stroke from the baseline, then straight down: the 1 of cursive
+    school scripts (Scandinavian, German and older European hands), an inverted V with one leg upright."""
+    start = (rng.uniform(0.0, 0.2), rng.uniform(0.7, 1.0))
+    bow = rng.uniform(0.0, 0.12)  # the up-stroke sags a little below its chord, as a quick pen swings
+    middle = ((start[0] + 0.75) / 2 + bow, start[1] / 2 + bow)
+    return [[start, middle, (0.75, 0.0), (0.7, 1.0)]]
+
+
 def _crossed_seven(rng: np.random.Generator) -> list:
     """A 7 with a bar across its stem: continental Europe, Russia, and engineers everywhere."""
     bar = rng.uniform(0.45, 0.6)
-    return [[(0.0, 0.05), (1.0, 0.0), (0.35, 1.0)], [(0.25, bar), (0.95, bar)]]
+    # Half begin with a short stroke hanging from the top's left end, as Russian and French school hands write it.
+    tick = [(rng.uniform(0.0, 0.1), rng.uniform(0.2, 0.4))] if rng.random() < 0.5 else []
+    return [[*tick, (0.0, 0.05), (1.0, 0.0), (0.35, 1.0)], [(0.25, bar), (0.95, bar)]]
 
 
 def _closed_four(rng: np.random.Generator) -> list:
     """A 4 whose top is closed, a triangle on its stem, as type prints it and many adults write."""
-    cross = rng.uniform(0.6, 0.72)
-    return [[(0.7, 1.0), (0.7, 0.0), (0.0, cross), (1.0, cross)]]
+    cross = rng.uniform(0.4, 0.72)  # the bar, from 40% of the way down (a large triangle) to 72%
+    stem = rng.uniform(0.7, 0.9)  # the bar runs on past the stem: what tells it from a 9's pointed loop
+    return [[(stem, 1.0), (stem, 0.0), (0.0, cross), (1.0, cross)]]
 
 
 def _straight_nine(rng: np.random.Generator) -> list:
@@ -854,8 +866,14 @@ def _looped_two(rng: np.random.Generator) -> list:
 # Digits in the styles MNIST (US Census staff and high-school students) barely has, as pen strokes
 # in a unit box (x right, y down); each label's function says which hands write it so.
 WORLD_STYLES = types.MappingProxyType({
-    "continental_one": (1, _continental_one), "footed_one": (1, _footed_one), "crossed_seven": (7, _crossed_seven),
-    "closed_four": (4, _closed_four), "straight_nine": (9, _straight_nine), "looped_two": (2, _looped_two)})
+    "continental_one": (1, _continental_one),
+    "footed_one": (1, _footed_one),
+    "cursive_one": (1, _cursive_one),
+    "crossed_seven": (7, _crossed_seven),
+    "closed_four": (4, _closed_four),
+    "straight_nine": (9, _straight_nine),
+    "looped_two": (2, _looped_two),
+})
 
 
 def style_digits(count: int, seed: int) -> LabelledImages:
