@@ -2250,6 +2250,8 @@ class InkLimits:
 
 
 INK = InkLimits()
+# The pixels the paper is measured on: every INK.sample_step-th each way (paper changes slowly).
+PAPER_SAMPLE = np.s_[:: INK.sample_step, :: INK.sample_step]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -2300,13 +2302,13 @@ def ink_map(gray: np.ndarray, look: Look = FIRST_LOOK) -> tuple[np.ndarray, np.n
     window = max(INK.window_px, round(look.window * max(gray.shape)))
     light = light_ink(gray, window)
     slope = light_slope(gray, light, look.curved_light)
-    if light:
+    if light:  # light ink on a dark board: the board's darkness is the paper's brightness
         board = _opening(gray - slope, window) + slope
-        every = np.s_[:: INK.sample_step, :: INK.sample_step]
-        return np.clip(gray - board, 0, 1), 1 - board < INK.off_paper * np.median(1 - board[every])
-    paper = _closing(gray - slope, window) + slope
-    every = np.s_[:: INK.sample_step, :: INK.sample_step]
-    return np.clip(paper - gray, 0, 1), paper < INK.off_paper * np.median(paper[every])
+        ink, paper = gray - board, 1 - board
+    else:
+        paper = _closing(gray - slope, window) + slope
+        ink = paper - gray
+    return np.clip(ink, 0, 1), paper < INK.off_paper * np.median(paper[PAPER_SAMPLE])
 
 
 def light_ink(gray: np.ndarray, window: int) -> bool:
@@ -2314,7 +2316,7 @@ def light_ink(gray: np.ndarray, window: int) -> bool:
     too, is nearer the darkest than the brightest pixel, and no wide bright paper is in view."""
     middle = (float(gray.min()) + float(gray.max())) / 2
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(gray[:: INK.sample_step, :: INK.sample_step]) >= middle or np.median(border) >= middle:
+    if np.median(gray[PAPER_SAMPLE]) >= middle or np.median(border) >= middle:
         return False
     # Opening the pixels above the middle is the same as opening the page and then thresholding
     # (a flat window commutes with a threshold), at a quarter of the memory.
@@ -2327,7 +2329,7 @@ def light_slope(gray: np.ndarray, light: bool, curved: bool = False) -> np.ndarr
     first fit), then a quadratic surface fit to the pixels near that plane, which follows a lamp's
     fall-off and a lens's dark corners; neither is pulled by ink, a table or a band."""
     rows, cols, design = _light_terms(gray.shape)
-    sample = gray[:: INK.sample_step, :: INK.sample_step].ravel()
+    sample = gray[PAPER_SAMPLE].ravel()
     middle = np.median(sample)
     paper = sample <= middle if light else sample >= middle  # the paper's side of the page to begin with
     for terms in (PLANE, PLANE, QUADRATIC) if curved else (PLANE, PLANE):
@@ -2353,7 +2355,7 @@ def _light_terms(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.nda
     every 4th pixel (1, r, c, r², c², rc)."""
     side = max(shape)
     rows, cols = (axis.astype(np.float32) / side for axis in np.ogrid[0 : shape[0], 0 : shape[1]])
-    r, c = (a.ravel() for a in np.meshgrid(rows[:: INK.sample_step, 0], cols[0, :: INK.sample_step], indexing="ij"))
+    r, c = (a.ravel() for a in np.broadcast_arrays(rows[PAPER_SAMPLE], cols[PAPER_SAMPLE]))  # light_slope's sample
     design = np.column_stack([np.ones(r.size), r, c, r * r, c * c, r * c])
     for array in (rows, cols, design):
         array.flags.writeable = False
@@ -4177,7 +4179,8 @@ def export_page(model_path: Path, folder: Path) -> list[Path]:
     weights = b"".join(np.ascontiguousarray(w, "<f4").tobytes() for pair in zip(model.kernels, model.biases)
                        for w in pair)
     page = (EXPORT_PAGE.replace("__SHAPES__", json.dumps(shapes)).replace("__SURE__", str(SURE_ANSWER))
-            .replace("__NOT_A_DIGIT__", str(NOT_A_DIGIT)).replace("__INK__", str(CANVAS_INK)))
+            .replace("__NOT_A_DIGIT__", str(NOT_A_DIGIT)).replace("__INK__", str(CANVAS_INK))
+            .replace("__FRAMING__", json.dumps(dataclasses.asdict(FRAMING))))
     files = {"weights.bin": weights, "index.html": page.encode("utf-8")}
     for name, data in files.items():
         with atomic_path(folder / name) as tmp:
@@ -4239,6 +4242,7 @@ const SHAPES = __SHAPES__;         // kernel and bias of each Dense layer, as in
 const SURE = __SURE__;             // an answer less probable than this is shown as a guess
 const NOT_A_DIGIT = __NOT_A_DIGIT__;  // ... and under this, NumNet's reader calls it no digit
 const INK = __INK__;               // a pixel this much covered by the pen is part of a stroke
+const FRAMING = __FRAMING__;       // how fit_digit frames a digit as MNIST did (FRAMING in num_net.py)
 const $ = id => document.getElementById(id);
 
 // ---- the network: dense, relu, dense, relu, dense, softmax (the Keras model's layers)
@@ -4286,16 +4290,19 @@ function frameDrawing(ink, width, height) {  // ink: Float32Array, 0 (paper) to 
 }
 
 function fitDigit(ink, mask, w, h) {
-  const scale = 20 / Math.max(w, h);
+  const scale = FRAMING.box / Math.max(w, h);
   const inked = []; ink.forEach((v, i) => { if (mask[i]) inked.push(v); });
-  const solid = Math.fround(Math.max(percentile(inked, 70), 1e-6));  // float32 arithmetic, as NumPy's
+  // float32 arithmetic, as NumPy's:
+  const solid = Math.fround(Math.max(percentile(inked, FRAMING.solid_percentile), 1e-6));
   const level = v => Math.min(Math.max(Math.fround(v / solid), 0), 1);
   let img = {w, h, data: Uint8Array.from(ink, (v, i) => (mask[i] ? Math.floor(Math.fround(level(v) * 255)) : 0))};
   const widthInBox = meanStrokeWidth(mask, w, h) * scale;
-  if (widthInBox < 2.2 * 0.75) {  // thicken at 3x the final size: one step is a third of a pixel
-    const mid = 3 * 20 / Math.max(w, h);
+  if (widthInBox < FRAMING.stroke * FRAMING.thin) {
+    // Thicken at 3x the final size, where one filter step is a third of a final pixel.
+    const mid = FRAMING.supersample * FRAMING.box / Math.max(w, h);
     img = resize(img, Math.max(1, roundEven(w * mid)), Math.max(1, roundEven(h * mid)), box);
-    const steps = Math.min(Math.max(roundEven((2.2 - widthInBox) * 3 / 2), 1), 4);
+    const steps = Math.min(Math.max(roundEven((FRAMING.stroke - widthInBox) * FRAMING.supersample / 2), 1),
+                           FRAMING.max_steps);
     for (let s = 0; s < steps; s++) img = maxFilter(img);
   }
   const patch = resize(img, Math.max(1, roundEven(w * scale)), Math.max(1, roundEven(h * scale)), lanczos);
