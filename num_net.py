@@ -1980,7 +1980,7 @@ def read_line(line: list[Blob], labels: np.ndarray, ink: np.ndarray) -> list[Dig
     digits = []
     for n, (piece, after) in enumerate(itertools.zip_longest(pieces, pieces[1:])):
         joined = after and piece.join(after)
-        could_be_one = joined is not None and joined.width <= TWO.one_digit_width * height
+        could_be_one = joined is not None and joined.width <= TWO.one_digit_width * max(height, joined.height)
         digits.append(dataclasses.replace(cut_digit(piece, labels, ink), apart=apart.get(n),
                                           with_next=cut_digit(joined, labels, ink) if could_be_one else None))
     return digits
@@ -2734,7 +2734,7 @@ def words_left_out(lines: list[list[Digit]], digit: np.ndarray) -> np.ndarray:
 class TwoDigitLimits:
     """Whether a piece of ink is two digits touching, or two pieces are one digit: every answer
     to "is this two digits?" (split_touching, cut_in_two, slanted_cut, read_line). Sizes in digit
-    heights unless said otherwise; one digit is taller than it is wide."""
+    heights unless said otherwise; one digit is seldom wider than it is tall."""
 
     touching: float = 1.2  #: a piece wider than this is several digits touching ...
     touching_widths: float = 1.7  #: ... or wider than this many of its line's usual digit widths
@@ -2747,7 +2747,9 @@ class TwoDigitLimits:
     #: across per down: a cut upright or leaning as writing leans (to 27 degrees)
     cut_slants: tuple[float, ...] = (0.0, -0.25, 0.25, -0.5, 0.5)
     side_by_side: float = 0.75  #: share of the piece's height: each half of a slanted cut stands this tall
-    one_digit_width: float = 0.9  #: two neighbouring pieces no wider together than this may be one digit
+    #: two neighbouring pieces no wider together than this (in their height or their line's digit
+    #: height) may be one digit, for the network to judge: a 4 written in two strokes stands wider than tall
+    one_digit_width: float = 2.0
 
 
 TWO = TwoDigitLimits()

@@ -413,6 +413,20 @@ def test_a_four_in_two_strokes_is_one_digit(tmp_path):
     assert results[0].get("digit") == 4, results[0]
 
 
+def test_a_wide_four_in_two_strokes_is_one_digit(tmp_path):
+    # A 4 as Russian school hands write it: an open corner, then the stem apart from it and hanging
+    # lower, the two together wider than either piece is tall. Read as two pieces, it is "61".
+    img = Image.new("L", (300, 300), 255)
+    draw = ImageDraw.Draw(img)
+    draw.line([(80, 30), (40, 160), (190, 160)], fill=30, width=12)  # the corner
+    draw.line([(230, 70), (215, 270)], fill=30, width=12)  # the stem, well clear of it
+    img.save(tmp_path / "four.png")
+    read = num_net.read_digits(tmp_path / "four.png")
+    assert [len(line) for line in read.lines] == [2] and read.lines[0][0].with_next is not None
+    results, _ = num_net.predict_files(num_net.load_reader(MODEL), [tmp_path / "four.png"])
+    assert results[0].get("digit") == 4, results[0]
+
+
 def test_a_digit_sized_picture_is_read_whole(tmp_path):
     # A bold 9 filling a 28x28 photo, its stem running off the bottom edge: as a page, the stem is a
     # rule across 80% of it and a stroke cut by the border; as one digit's picture, it is a 9.
