@@ -401,25 +401,18 @@ def test_an_iphone_heic_photo_is_read(tmp_path):
     assert results[0].get("digit") == 7, results[0]
 
 
-def test_a_four_in_two_strokes_is_one_digit(tmp_path):
-    img = Image.new("L", (260, 270), 255)
+# Two 4s written in two strokes that do not touch: an open corner and its stem. The second is a 4
+# as Russian school hands write it, the stem well clear of the corner and hanging lower, the two
+# together wider than either piece is tall; read as two pieces, it is "61".
+@pytest.mark.parametrize("size, corner, stem", [
+    ((260, 270), [(100, 30), (45, 140), (150, 140)], [(170, 60), (150, 240)]),
+    ((300, 300), [(80, 30), (40, 160), (190, 160)], [(230, 70), (215, 270)]),
+], ids=["upright", "wide"])
+def test_a_four_in_two_strokes_is_one_digit(tmp_path, size, corner, stem):
+    img = Image.new("L", size, 255)
     draw = ImageDraw.Draw(img)
-    draw.line([(100, 30), (45, 140), (150, 140)], fill=30, width=12)  # the open corner
-    draw.line([(170, 60), (150, 240)], fill=30, width=12)  # the stem, clear of it
-    img.save(tmp_path / "four.png")
-    read = num_net.read_digits(tmp_path / "four.png")
-    assert [len(line) for line in read.lines] == [2] and read.lines[0][0].with_next is not None
-    results, _ = num_net.predict_files(num_net.load_reader(MODEL), [tmp_path / "four.png"])
-    assert results[0].get("digit") == 4, results[0]
-
-
-def test_a_wide_four_in_two_strokes_is_one_digit(tmp_path):
-    # A 4 as Russian school hands write it: an open corner, then the stem apart from it and hanging
-    # lower, the two together wider than either piece is tall. Read as two pieces, it is "61".
-    img = Image.new("L", (300, 300), 255)
-    draw = ImageDraw.Draw(img)
-    draw.line([(80, 30), (40, 160), (190, 160)], fill=30, width=12)  # the corner
-    draw.line([(230, 70), (215, 270)], fill=30, width=12)  # the stem, well clear of it
+    draw.line(corner, fill=30, width=12)
+    draw.line(stem, fill=30, width=12)
     img.save(tmp_path / "four.png")
     read = num_net.read_digits(tmp_path / "four.png")
     assert [len(line) for line in read.lines] == [2] and read.lines[0][0].with_next is not None
