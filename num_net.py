@@ -816,14 +816,16 @@ def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, s
 
 def _continental_one(rng: np.random.Generator) -> list:
     """A 1 with a long up-stroke (flag) and no foot: how most of Europe, Russia and Latin America
-    write it, and what MNIST's American 1s (a bare stroke) do not show."""
-    flag = (rng.uniform(0.0, 0.25), rng.uniform(0.25, 0.5))
+    write it, and what MNIST's American 1s (a bare stroke) do not show. The flag runs from a short
+    tick to a stroke as long as the stem, begun left of the digit's box."""
+    flag = (rng.uniform(-0.2, 0.25), rng.uniform(0.25, 0.7))
     return [[flag, (0.75, 0.0), (0.7, 1.0)]]
 
 
 def _footed_one(rng: np.random.Generator) -> list:
-    """A flagged 1 standing on a foot: taught in Germany, Russia and many school hands."""
-    return [*_continental_one(rng), [(0.35, 1.0), (1.0, 1.0)]]
+    """A flagged 1 standing on a foot: taught in Germany, Russia and many school hands. The foot
+    is a short serif or a base as wide as the digit, reaching further left of the stem than right."""
+    return [*_continental_one(rng), [(rng.uniform(0.0, 0.4), 1.0), (rng.uniform(0.9, 1.2), 1.0)]]
 
 
 def _cursive_one(rng: np.random.Generator) -> list:
@@ -887,12 +889,13 @@ def style_digits(count: int, seed: int) -> LabelledImages:
 
 def _pen_digit(rng: np.random.Generator, strokes: list) -> np.ndarray:
     """Strokes drawn with a pen: a hand's width, height and slant, each point moved a little."""
-    img, draw = _canvas()
-    width, height, slant = rng.uniform(0.45, 0.8) * 48, rng.uniform(40, 52), rng.uniform(-0.1, 0.35)
+    img, draw = _canvas(104, 72)  # room for the widest digit at the steepest slant, and a flag begun left of it
+    # Slant up to 0.6 (31 degrees) to the right: school cursive leans that far, Russia's most of all.
+    width, height, slant = rng.uniform(0.45, 0.8) * 48, rng.uniform(40, 52), rng.uniform(-0.1, 0.6)
     pen = int(rng.integers(3, 7))
     for points in strokes:
-        moved = [(10 + (x + rng.normal(0, 0.03)) * width + (1 - y) * slant * height,
-                  6 + (y + rng.normal(0, 0.03)) * height) for x, y in points]
+        moved = [(16 + (x + rng.normal(0, 0.03)) * width + (1 - y) * slant * height,
+                  10 + (y + rng.normal(0, 0.03)) * height) for x, y in points]
         draw.line(moved, fill=255, width=pen, joint="curve")
     return np.asarray(img)
 

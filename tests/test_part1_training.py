@@ -430,6 +430,14 @@ def test_the_worlds_styles_are_seeded_shared_equally_and_framed_as_mnist():
         assert draw.__doc__ and len(draw.__doc__.split()) >= 8, f"{name}: say which hands write it so"
 
 
+def test_the_worlds_styles_are_drawn_whole_at_their_steepest_slant():
+    rng = np.random.default_rng(0)
+    for name, (_, strokes) in num_net.WORLD_STYLES.items():
+        for _ in range(300):  # a digit cut off at the canvas's edge is framed as a different shape
+            ink = num_net._pen_digit(rng, strokes(rng))
+            assert not (ink[:, [0, -1]].any() or ink[[0, -1]].any()), f"{name}: drawn past the canvas"
+
+
 def test_training_mixes_in_the_worlds_styles_at_the_configured_share(tiny_run):
     metrics = json.loads((tiny_run["out"] / "metrics.json").read_text())
     styles = metrics["styles"]
