@@ -176,19 +176,11 @@ def folder_speed(folder: Path, runs: int = 3) -> str:
             f"every page needs, is {every_page:.2f} ms: {cores} cores read at most {1000 * cores / every_page:.0f} images/s")
 
 
-# Each fast kernel of num_net.py, the library call it stands for, and the find_digits stages it serves.
-KERNELS = {
-    "_running": ("scipy.ndimage.minimum_filter1d / maximum_filter1d", ("remove_page_rules",)),
-    "_closing": ("scipy.ndimage.grey_closing", ("ink_map",)),
-    "_square_running": ("scipy.ndimage.minimum_filter / maximum_filter", ("ink_map", "away_from_edges")),
-    "_opening": ("scipy.ndimage.grey_opening", ("ink_map",)),
-}
-
-
 def kernel_gains(data: str, handwriting: Path) -> str:
     """Each fast kernel's share of its stage's time: the stage timed with the kernel, then with the
     library call in its place, over 8 pages of each generated case and samples of the real folders
-    (and, for the opening, the same pages inverted: light ink on a dark board); best of 3."""
+    (for the opening, which only light ink calls, those of them that read as light ink once
+    inverted: chalk on a dark board); best of 3."""
     import random
 
     import numpy as np
@@ -199,14 +191,22 @@ def kernel_gains(data: str, handwriting: Path) -> str:
     import num_net
     import pages
 
-    library = {
-        "_running": lambda a, size, axis, op, origin=0, fill=None: (
-            ndi.maximum_filter1d if op is np.maximum else ndi.minimum_filter1d)(
-            a, size, axis=axis, origin=origin, **({} if fill is None else {"mode": "constant", "cval": fill})),
-        "_closing": lambda image, size: ndi.grey_closing(image, size=size),
-        "_square_running": lambda image, size, op, origin=0: (
-            ndi.maximum_filter if op is np.maximum else ndi.minimum_filter)(image, size=size, origin=origin),
-        "_opening": lambda image, size: ndi.grey_opening(image, size=size),
+    # Each fast kernel of num_net.py: the library call it stands for, the find_digits stages it
+    # serves, and that call with the kernel's arguments.
+    kernels = {
+        "_running": ("scipy.ndimage.minimum_filter1d / maximum_filter1d", ("remove_page_rules",),
+                     lambda a, size, axis, op, origin=0, fill=None: (
+                         ndi.maximum_filter1d if op is np.maximum else ndi.minimum_filter1d)(
+                         a, size, axis=axis, origin=origin,
+                         **({} if fill is None else {"mode": "constant", "cval": fill}))),
+        "_closing": ("scipy.ndimage.grey_closing", ("ink_map",),
+                     lambda image, size: ndi.grey_closing(image, size=size)),
+        "_square_running": ("scipy.ndimage.minimum_filter / maximum_filter", ("ink_map", "away_from_edges"),
+                            lambda image, size, op, origin=0: (
+                                ndi.maximum_filter if op is np.maximum else ndi.minimum_filter)(
+                                image, size=size, origin=origin)),
+        "_opening": ("scipy.ndimage.grey_opening", ("ink_map",),
+                     lambda image, size: ndi.grey_opening(image, size=size)),
     }
     with np.load(data, allow_pickle=False) as npz:
         x, y = npz["x_test"], npz["y_test"]
@@ -244,12 +244,12 @@ def kernel_gains(data: str, handwriting: Path) -> str:
 
     rows = [f"{len(grays)} pages ({len(light)} of them read as light ink once inverted); ms a page, kernel / library:",
             "| kernel | library call | stage | kernel | library | saved |", "| --- | --- | --- | ---: | ---: | ---: |"]
-    for kernel, (call, stages) in KERNELS.items():
+    for kernel, (call, stages, library) in kernels.items():
         for stage in stages:
-            for gray_pages, which in ((grays, ""), (light, ", light ink")) if kernel == "_opening" else ((grays, ""),):
+            for gray_pages, which in ((light, ", light ink"),) if kernel == "_opening" else ((grays, ""),):
                 mine = stage_ms(stage, gray_pages)
                 original = getattr(num_net, kernel)
-                setattr(num_net, kernel, library[kernel])
+                setattr(num_net, kernel, library)
                 try:
                     theirs = stage_ms(stage, gray_pages)
                 finally:
