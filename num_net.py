@@ -145,7 +145,7 @@ FULL_AUGMENTATION = 15  # runs this many epochs or longer get the full writer-st
 NOT_DIGIT_SHARE = 0.08  # non-digits added to training, as a share of the training images
 NOT_DIGIT_REPEATS = 2  # each made once and shown this many times (restyled anew each time): half the making
 NOT_DIGIT_SOURCES = 20000  # the training digits that pieces and pairs are cut from
-STYLE_SHARE = 0.07  # digits in the world's styles added to training, as a share of the training images (docs/training.md)
+STYLE_SHARE = 0.08  # digits in the world's styles added to training, as a share of the training images (docs/training.md)
 NOT_DIGIT_WEIGHT = 1.0  # weight of a non-digit's flat-target loss against a digit's (Hendrycks et al.)
 NOT_DIGIT_CHECK = 600  # held-out non-digits made to measure the threshold by (100 of each kind)
 NOT_A_DIGIT = 0.25  # a blob whose likeliest digit is less probable than this is not a digit (README: how chosen)
@@ -865,6 +865,15 @@ def _looped_two(rng: np.random.Generator) -> list:
              (0.15, 0.85), (0.3, 1.0), (1.0, 1.0)]]
 
 
+def _hooked_six(rng: np.random.Generator) -> list:
+    """A 6 whose top is a wide arc curling over to the right, like a shepherd's crook: the 6 of
+    Russian and other European school cursive, which MNIST's straight-stemmed 6s do not show."""
+    curl = rng.uniform(-0.1, 0.0)  # where the pen begins: up to a little above the arc's centre, clear of the loop
+    top = _arc(0.55, 0.3, 0.4, 0.28, curl, -0.5)
+    r = rng.uniform(0.22, 0.3)  # the loop, from a small one under a big hook to most of the lower half
+    return [[*top, *_arc(0.5, 1.0 - r, 0.42, r, 0.5, -0.5, 18)]]
+
+
 # Digits in the styles MNIST (US Census staff and high-school students) barely has, as pen strokes
 # in a unit box (x right, y down); each label's function says which hands write it so.
 WORLD_STYLES = types.MappingProxyType({
@@ -875,6 +884,7 @@ WORLD_STYLES = types.MappingProxyType({
     "closed_four": (4, _closed_four),
     "straight_nine": (9, _straight_nine),
     "looped_two": (2, _looped_two),
+    "hooked_six": (6, _hooked_six),
 })
 
 

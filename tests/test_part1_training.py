@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 import num_net
 from helpers.support import ROOT, assert_picture, real_data_path, synthetic_arrays, write_idx
@@ -436,6 +437,15 @@ def test_the_worlds_styles_are_drawn_whole_at_their_steepest_slant():
         for _ in range(300):  # a digit cut off at the canvas's edge is framed as a different shape
             ink = num_net._pen_digit(rng, strokes(rng))
             assert not (ink[:, [0, -1]].any() or ink[[0, -1]].any()), f"{name}: drawn past the canvas"
+
+
+def test_a_hooked_six_encloses_one_loop_never_two_as_an_eight_does():
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # its hook curls over but stays open above the loop, or it is drawn as an 8
+        ink = num_net._pen_digit(rng, num_net._hooked_six(rng)) > 0
+        holes, _ = ndimage.label(ndimage.binary_fill_holes(ink) & ~ink)
+        sizes = np.bincount(holes.ravel())[1:]
+        assert (sizes > 30).sum() == 1  # smaller holes are pinholes where a wide pen's segments join
 
 
 def test_training_mixes_in_the_worlds_styles_at_the_configured_share(tiny_run):
