@@ -3989,6 +3989,7 @@ const SURE = __SURE__;  // an answer less probable than this is a guess, shown a
 const $ = id => document.getElementById(id);
 const pad = $("pad"), ctx = pad.getContext("2d");
 let drawing = false, last = null, pending = false, again = false, inked = false;
+let cleared = 0;  // how many times the pad has been cleared: an answer for an earlier drawing is dropped
 
 // ---- the answer: a digit or number with its probability, "not sure" under SURE
 function percent(p) { return Math.round(100 * p) + "%"; }
@@ -4037,6 +4038,12 @@ const digitChoice = chooser($("digit"));
 // ---- drawing
 function blank() { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height); inked = false; }
 blank();
+function showEmpty() {
+  showAnswer("?", "", false); showBars(null); inputs($("seen"), []); suggest(digitChoice, null);
+}
+function clearPad() {  // the empty pad shows at once, even while a read of the old drawing is on its way
+  blank(); cleared++; delete digitChoice.dataset.picked; showEmpty();
+}
 function point(e) {
   const r = pad.getBoundingClientRect();
   return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
@@ -4065,10 +4072,10 @@ async function read() {  // one request at a time; strokes drawn meanwhile are r
   if (pending) { again = true; return; }
   pending = true;
   try {
-    if (!inked) {
-      showAnswer("?", "", false); showBars(null); inputs($("seen"), []); suggest(digitChoice, null); return;
-    }
+    if (!inked) { showEmpty(); return; }
+    const drawn = cleared;
     const [status, body] = await post("/api/predict", await canvasBlob());
+    if (drawn !== cleared) return;  // the pad was cleared while this was read: not its answer
     if (status === 200) {
       const digits = body.digits || [body], shown = digits[digits.length - 1];
       showAnswer(answerText(body), body.confidence < SURE ? "" : percent(body.confidence) + " sure",
@@ -4104,11 +4111,9 @@ async function saveExample(blob, select, where) {
   }
   return status === 200;
 }
-$("clear").onclick = () => { blank(); delete digitChoice.dataset.picked; read(); };
+$("clear").onclick = clearPad;
 $("save").onclick = async () => {
-  if (await saveExample(await canvasBlob(), digitChoice, $("counts"))) {
-    blank(); delete digitChoice.dataset.picked; read();
-  }
+  if (await saveExample(await canvasBlob(), digitChoice, $("counts"))) clearPad();
 };
 fetch("/api/examples").then(r => r.json()).then(b => {
   $("counts").textContent = "examples per digit: " + countText(b.counts);

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -264,6 +265,26 @@ def test_the_save_list_defaults_to_the_digit_read_and_saves_that(page, server):
     page.wait_for_function("document.getElementById('counts').textContent.startsWith('saved 7/')", timeout=10_000)
     assert len(list((server["save_dir"] / "7").glob("*.png"))) == before + 1
     assert page.input_value("#digit") == ""  # the canvas is cleared, and its choice with it
+
+
+def test_a_cleared_pad_shows_nothing_read_even_when_an_answer_is_still_on_its_way(page, monkeypatch):
+    read_page, answers = num_net.read_page, queue.Queue()
+
+    def slow(*args, **kwargs):  # a slow phone: each answer comes back when the test lets it
+        answers.get(timeout=10)
+        return read_page(*args, **kwargs)
+
+    draw(page, [[(80, 60), (210, 60), (120, 250)]])
+    page.wait_for_function("document.getElementById('answer').textContent === '7'", timeout=10_000)
+    monkeypatch.setattr(num_net, "read_page", slow)
+    draw(page, [[(110, 150), (190, 150)]])  # a bar across it: read once as it starts, once more after
+    answers.put("the first")
+    page.wait_for_function("pending && !again", timeout=10_000)  # the last read of the drawing is on its way
+    page.click("#clear")
+    assert page.text_content("#answer") == "?" and page.input_value("#digit") == ""
+    answers.put("the last")  # it answers for a drawing that is gone
+    page.wait_for_function("!pending", timeout=10_000)
+    assert page.text_content("#answer") == "?" and page.input_value("#digit") == ""
 
 
 def test_a_photos_example_is_saved_under_its_chosen_digit_and_said_in_its_card(page, server, tmp_path):
